@@ -1,0 +1,13 @@
+"""Errors a user can cause. Each names the file, tensor or key at fault."""
+
+
+class TfftError(Exception):
+    """Base class for tfft's user-facing errors."""
+
+
+class CheckpointError(TfftError):
+    """A checkpoint directory, config.json or weights file is missing, unreadable or inconsistent."""
+
+
+class TokenizerError(TfftError):
+    """Tokenizer files are missing, or a tokenizer cannot be expressed in-graph exactly."""
