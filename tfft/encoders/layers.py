@@ -1,0 +1,294 @@
+"""Building blocks shared by every tfft encoder.
+
+The blocks mirror Hugging Face's modules one for one (exact GELU, the checkpoint's LayerNorm
+epsilon, additive attention masking), and every projection is a named `keras.layers.Dense`
+(`attention.query`, `attention.key`, `attention.value`, `attention.output`,
+`ffn.intermediate`, `ffn.output`) so parameter-efficient methods can wrap or replace them by
+name.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+
+def _gelu_exact(x):
+    return keras.activations.gelu(x, approximate=False)
+
+
+def _gelu_tanh(x):
+    return keras.activations.gelu(x, approximate=True)
+
+
+def _quick_gelu(x):
+    return x * ops.sigmoid(1.702 * x)
+
+
+# Hugging Face activation names (transformers.activations.ACT2FN) and their exact equivalents.
+ACTIVATIONS = {
+    "gelu": _gelu_exact,
+    "gelu_python": _gelu_exact,
+    "gelu_new": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "gelu_python_tanh": _gelu_tanh,
+    "quick_gelu": _quick_gelu,
+    "relu": keras.activations.relu,
+    "silu": keras.activations.silu,
+    "swish": keras.activations.silu,
+    "tanh": keras.activations.tanh,
+}
+
+
+def get_activation(name):
+    """Returns the activation function for a Hugging Face `hidden_act` name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unsupported activation {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+def _dense(units, initializer_range, name, activation=None):
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+        name=name,
+    )
+
+
+def _layer_norm(epsilon, name):
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+
+
+def attention_bias(attention_mask, dtype):
+    """Turns a `[batch, seq]` 1/0 mask into an additive `[batch, 1, 1, seq]` bias.
+
+    Masked keys get the dtype's most negative value, as in Hugging Face, so their softmax
+    weight is exactly zero whenever a row has at least one visible key.
+    """
+    mask = ops.cast(attention_mask[:, None, None, :], "bool")
+    minimum = -3.4028234663852886e38 if dtype == "float32" else -65504.0
+    return ops.where(mask, ops.zeros((), dtype), ops.cast(minimum, dtype))
+
+
+class Embeddings(keras.layers.Layer):
+    """Word + position (+ token type) embeddings, LayerNorm, dropout, optional projection.
+
+    Args:
+        position_ids: "absolute" counts positions from 0; "padding_offset" (RoBERTa, XLM-R)
+            counts non-pad tokens from `pad_token_id + 1` and gives pad tokens `pad_token_id`.
+        embedding_size: width of the embedding tables (default `hidden_size`).
+        project: add a dense `projection` to `hidden_size` (ALBERT always, ELECTRA when the
+            widths differ). Default: only when `embedding_size != hidden_size`.
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        max_position_embeddings,
+        type_vocab_size,
+        layer_norm_eps,
+        dropout,
+        initializer_range=0.02,
+        embedding_size=None,
+        position_ids="absolute",
+        pad_token_id=0,
+        project=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        embedding_size = embedding_size or hidden_size
+        if project is None:
+            project = embedding_size != hidden_size
+        self.position_ids_mode = position_ids
+        self.pad_token_id = pad_token_id
+        init = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.word_embeddings = keras.layers.Embedding(
+            vocab_size, embedding_size, embeddings_initializer=init, name="word_embeddings"
+        )
+        self.position_embeddings = keras.layers.Embedding(
+            max_position_embeddings, embedding_size, embeddings_initializer=init, name="position_embeddings"
+        )
+        self.token_type_embeddings = None
+        if type_vocab_size:
+            self.token_type_embeddings = keras.layers.Embedding(
+                type_vocab_size, embedding_size, embeddings_initializer=init, name="token_type_embeddings"
+            )
+        self.norm = _layer_norm(layer_norm_eps, "norm")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.projection = None
+        if project:
+            self.projection = _dense(hidden_size, initializer_range, "projection")
+        self.embedding_size = embedding_size
+
+    def build(self, input_shape=None):
+        for table in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings):
+            if table is not None:
+                table.build((None, None))
+        self.norm.build((None, None, self.embedding_size))
+        if self.projection is not None:
+            self.projection.build((None, None, self.embedding_size))
+        self.built = True
+
+    def _position_ids(self, input_ids):
+        if self.position_ids_mode == "padding_offset":
+            not_pad = ops.cast(ops.not_equal(input_ids, self.pad_token_id), "int32")
+            return ops.cumsum(not_pad, axis=1) * not_pad + self.pad_token_id
+        return ops.arange(ops.shape(input_ids)[1], dtype="int32")[None, :]
+
+    def call(self, input_ids, token_type_ids=None, training=None):
+        x = self.word_embeddings(input_ids)
+        x = x + self.position_embeddings(self._position_ids(input_ids))
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = ops.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
+        x = self.dropout(self.norm(x), training=training)
+        if self.projection is not None:
+            x = self.projection(x)
+        return x
+
+
+class SelfAttention(keras.layers.Layer):
+    """Multi-head self-attention with separate `query`, `key`, `value`, `output` projections."""
+
+    def __init__(self, hidden_size, num_heads, dropout, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_heads {num_heads}")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.query = _dense(hidden_size, initializer_range, "query")
+        self.key = _dense(hidden_size, initializer_range, "key")
+        self.value = _dense(hidden_size, initializer_range, "value")
+        self.output_dense = _dense(hidden_size, initializer_range, "output")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        for dense in (self.query, self.key, self.value, self.output_dense):
+            dense.build((None, None, self.hidden_size))
+        self.built = True
+
+    def _split_heads(self, x):
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, seq, self.num_heads, self.head_size))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def call(self, x, bias, training=None):
+        q = self._split_heads(self.query(x))
+        k = self._split_heads(self.key(x))
+        v = self._split_heads(self.value(x))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.head_size))
+        # Softmax in float32 keeps mixed precision stable; a no-op in full precision.
+        probs = ops.softmax(ops.cast(scores + bias, "float32"), axis=-1)
+        probs = self.dropout(ops.cast(probs, v.dtype), training=training)
+        context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
+        batch, seq = ops.shape(context)[0], ops.shape(context)[1]
+        return self.output_dense(ops.reshape(context, (batch, seq, self.hidden_size)))
+
+
+class FeedForward(keras.layers.Layer):
+    """Position-wise `intermediate` -> activation -> `output` projection."""
+
+    def __init__(self, hidden_size, intermediate_size, activation, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.intermediate_size = intermediate_size
+        self.activation = get_activation(activation)
+        self.intermediate = _dense(intermediate_size, initializer_range, "intermediate")
+        self.output_dense = _dense(hidden_size, initializer_range, "output")
+
+    def build(self, input_shape=None):
+        self.intermediate.build((None, None, self.hidden_size))
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.built = True
+
+    def call(self, x):
+        return self.output_dense(self.activation(self.intermediate(x)))
+
+
+class TransformerLayer(keras.layers.Layer):
+    """A post-LayerNorm transformer block (BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT).
+
+    `x = norm(x + dropout(attention(x)))`, then `x = norm(x + dropout(ffn(x)))`.
+    """
+
+    def __init__(
+        self,
+        hidden_size,
+        num_heads,
+        intermediate_size,
+        activation,
+        layer_norm_eps,
+        dropout,
+        attention_dropout,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.attention = SelfAttention(hidden_size, num_heads, attention_dropout, initializer_range, name="attention")
+        self.attention_norm = _layer_norm(layer_norm_eps, "attention_norm")
+        self.ffn = FeedForward(hidden_size, intermediate_size, activation, initializer_range, name="ffn")
+        self.output_norm = _layer_norm(layer_norm_eps, "output_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        shape = (None, None, self.hidden_size)
+        for sublayer in (self.attention, self.attention_norm, self.ffn, self.output_norm):
+            sublayer.build(shape)
+        self.built = True
+
+    def call(self, x, bias, training=None):
+        x = self.attention_norm(x + self.dropout(self.attention(x, bias, training=training), training=training))
+        return self.output_norm(x + self.dropout(self.ffn(x), training=training))
+
+
+class Pooler(keras.layers.Layer):
+    """Dense + tanh on the first token, as in BERT's pretraining pooler."""
+
+    def __init__(self, hidden_size, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.dense = _dense(hidden_size, initializer_range, "dense", activation="tanh")
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.hidden_size))
+        self.built = True
+
+    def call(self, sequence_output):
+        return self.dense(sequence_output[:, 0])
+
+
+class MaskedLMHead(keras.layers.Layer):
+    """Dense -> activation -> LayerNorm -> logits over the vocabulary.
+
+    The output projection is the word-embedding matrix, passed in at call time so it stays
+    tied (as in every checkpoint tfft loads) without this layer owning a second reference,
+    plus a per-token bias.
+    """
+
+    def __init__(
+        self, vocab_size, hidden_size, embedding_size, activation, layer_norm_eps, initializer_range=0.02, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        self.activation = get_activation(activation)
+        self.dense = _dense(embedding_size, initializer_range, "dense")
+        self.norm = _layer_norm(layer_norm_eps, "norm")
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.hidden_size))
+        self.norm.build((None, None, self.embedding_size))
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+        self.built = True
+
+    def call(self, sequence_output, word_embeddings):
+        x = self.norm(self.activation(self.dense(sequence_output)))
+        logits = ops.matmul(x, ops.transpose(ops.cast(word_embeddings, x.dtype)))
+        return logits + ops.cast(self.bias, x.dtype)
