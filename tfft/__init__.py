@@ -1,3 +1,34 @@
-"""tfft: fine-tune pretrained transformer encoders with TensorFlow and Keras 3."""
+"""tfft: fine-tune pretrained transformer encoders with TensorFlow and Keras 3.
+
+    >>> import tfft
+    >>> encoder = tfft.Encoder.from_pretrained("path/to/checkpoint")
+    >>> tokenizer = tfft.Tokenizer.from_pretrained("path/to/checkpoint")
+    >>> outputs = encoder(tokenizer(["A first sentence.", "Another one."]))
+
+Public names are imported on first use, so `import tfft` (and `tfft --help`) stays fast.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Encoder": "tfft.encoders",
+    "EncoderConfig": "tfft.encoders",
+    "Tokenizer": "tfft.tokenizers",
+    "TfftError": "tfft.errors",
+    "CheckpointError": "tfft.errors",
+    "TokenizerError": "tfft.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfft' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
