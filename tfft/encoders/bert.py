@@ -42,6 +42,7 @@ class BertEncoder(Encoder):
             position_ids=self.position_ids,
             pad_token_id=c.pad_token_id,
             name="embeddings",
+            dtype=self.dtype_policy,
             **kwargs,
         )
 
@@ -57,6 +58,7 @@ class BertEncoder(Encoder):
             attention_dropout=c.attention_dropout,
             initializer_range=c.initializer_range,
             name=name,
+            dtype=self.dtype_policy,
         )
 
     def layer_sequence(self):
@@ -72,6 +74,7 @@ class BertEncoder(Encoder):
             layer_norm_eps=c.layer_norm_eps,
             initializer_range=c.initializer_range,
             name="lm_head",
+            dtype=self.dtype_policy,
         )
 
     def embedding_weight_map(self):

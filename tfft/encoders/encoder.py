@@ -171,7 +171,7 @@ class Encoder(keras.Model):
         self.config = config
         self.pooler = None
         if self.has_pooler if pooler is None else pooler:
-            self.pooler = Pooler(config.hidden_size, config.initializer_range, name="pooler")
+            self.pooler = Pooler(config.hidden_size, config.initializer_range, name="pooler", dtype=self.dtype_policy)
         self.build_layers()
         self.lm_head = self.build_lm_head() if lm_head else None
         self.loading_report = None

@@ -48,17 +48,18 @@ def get_activation(name):
     return ACTIVATIONS[name]
 
 
-def _dense(units, initializer_range, name, activation=None):
+def _dense(units, initializer_range, name, dtype, activation=None):
     return keras.layers.Dense(
         units,
         activation=activation,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
         name=name,
+        dtype=dtype,
     )
 
 
-def _layer_norm(epsilon, name):
-    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+def _layer_norm(epsilon, name, dtype):
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name, dtype=dtype)
 
 
 def attention_bias(attention_mask, dtype):
@@ -106,21 +107,21 @@ class Embeddings(keras.layers.Layer):
         self.pad_token_id = pad_token_id
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
         self.word_embeddings = keras.layers.Embedding(
-            vocab_size, embedding_size, embeddings_initializer=init, name="word_embeddings"
+            vocab_size, embedding_size, embeddings_initializer=init, name="word_embeddings", dtype=self.dtype_policy
         )
         self.position_embeddings = keras.layers.Embedding(
-            max_position_embeddings, embedding_size, embeddings_initializer=init, name="position_embeddings"
+            max_position_embeddings, embedding_size, embeddings_initializer=init, name="position_embeddings", dtype=self.dtype_policy
         )
         self.token_type_embeddings = None
         if type_vocab_size:
             self.token_type_embeddings = keras.layers.Embedding(
-                type_vocab_size, embedding_size, embeddings_initializer=init, name="token_type_embeddings"
+                type_vocab_size, embedding_size, embeddings_initializer=init, name="token_type_embeddings", dtype=self.dtype_policy
             )
-        self.norm = _layer_norm(layer_norm_eps, "norm")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.norm = _layer_norm(layer_norm_eps, "norm", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
         self.projection = None
         if project:
-            self.projection = _dense(hidden_size, initializer_range, "projection")
+            self.projection = _dense(hidden_size, initializer_range, "projection", self.dtype_policy)
         self.embedding_size = embedding_size
 
     def build(self, input_shape=None):
@@ -161,11 +162,11 @@ class SelfAttention(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.head_size = hidden_size // num_heads
-        self.query = _dense(hidden_size, initializer_range, "query")
-        self.key = _dense(hidden_size, initializer_range, "key")
-        self.value = _dense(hidden_size, initializer_range, "value")
-        self.output_dense = _dense(hidden_size, initializer_range, "output")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.query = _dense(hidden_size, initializer_range, "query", self.dtype_policy)
+        self.key = _dense(hidden_size, initializer_range, "key", self.dtype_policy)
+        self.value = _dense(hidden_size, initializer_range, "value", self.dtype_policy)
+        self.output_dense = _dense(hidden_size, initializer_range, "output", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         for dense in (self.query, self.key, self.value, self.output_dense):
@@ -198,8 +199,8 @@ class FeedForward(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
         self.activation = get_activation(activation)
-        self.intermediate = _dense(intermediate_size, initializer_range, "intermediate")
-        self.output_dense = _dense(hidden_size, initializer_range, "output")
+        self.intermediate = _dense(intermediate_size, initializer_range, "intermediate", self.dtype_policy)
+        self.output_dense = _dense(hidden_size, initializer_range, "output", self.dtype_policy)
 
     def build(self, input_shape=None):
         self.intermediate.build((None, None, self.hidden_size))
@@ -230,11 +231,15 @@ class TransformerLayer(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
-        self.attention = SelfAttention(hidden_size, num_heads, attention_dropout, initializer_range, name="attention")
-        self.attention_norm = _layer_norm(layer_norm_eps, "attention_norm")
-        self.ffn = FeedForward(hidden_size, intermediate_size, activation, initializer_range, name="ffn")
-        self.output_norm = _layer_norm(layer_norm_eps, "output_norm")
-        self.dropout = keras.layers.Dropout(dropout)
+        self.attention = SelfAttention(
+            hidden_size, num_heads, attention_dropout, initializer_range, name="attention", dtype=self.dtype_policy
+        )
+        self.attention_norm = _layer_norm(layer_norm_eps, "attention_norm", self.dtype_policy)
+        self.ffn = FeedForward(
+            hidden_size, intermediate_size, activation, initializer_range, name="ffn", dtype=self.dtype_policy
+        )
+        self.output_norm = _layer_norm(layer_norm_eps, "output_norm", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         shape = (None, None, self.hidden_size)
@@ -253,7 +258,7 @@ class Pooler(keras.layers.Layer):
     def __init__(self, hidden_size, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
-        self.dense = _dense(hidden_size, initializer_range, "dense", activation="tanh")
+        self.dense = _dense(hidden_size, initializer_range, "dense", self.dtype_policy, activation="tanh")
 
     def build(self, input_shape=None):
         self.dense.build((None, self.hidden_size))
@@ -279,8 +284,8 @@ class MaskedLMHead(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.embedding_size = embedding_size
         self.activation = get_activation(activation)
-        self.dense = _dense(embedding_size, initializer_range, "dense")
-        self.norm = _layer_norm(layer_norm_eps, "norm")
+        self.dense = _dense(embedding_size, initializer_range, "dense", self.dtype_policy)
+        self.norm = _layer_norm(layer_norm_eps, "norm", self.dtype_policy)
 
     def build(self, input_shape=None):
         self.dense.build((None, None, self.hidden_size))
