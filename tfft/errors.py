@@ -11,3 +11,7 @@ class CheckpointError(TfftError):
 
 class TokenizerError(TfftError):
     """Tokenizer files are missing, or a tokenizer cannot be expressed in-graph exactly."""
+
+
+class DataError(TfftError):
+    """A data file or dataset is missing, malformed, or has a bad row, column or label; names the file and line."""
