@@ -1,0 +1,127 @@
+"""Helpers shared by the tokenizer tests: the committed corpus, fixture paths, HF references, row comparison."""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+TOKENIZERS = FIXTURES / "tokenizers"
+CORPUS = FIXTURES / "texts" / "corpus.jsonl"
+IN_GRAPH = ["bert_uncased", "bert_cased", "xlm_roberta", "albert"]
+ALL = IN_GRAPH + ["roberta"]
+# (pair, max_length) settings every tokenizer is checked under on the whole corpus. "minimum" leaves
+# room for the special tokens only. Long pairs are not truncated to a handful of tokens: HF's backend
+# then builds every pair of overflow windows, seconds per call (short pairs cover those budgets).
+SETTINGS = [(False, None), (False, 5), (False, "minimum"), (True, None), (True, 32), (True, "minimum")]
+
+
+@functools.cache
+def corpus() -> tuple[str, ...]:
+    with open(CORPUS, encoding="utf-8") as f:
+        return tuple(json.loads(line)["text"] for line in f)
+
+
+@functools.cache
+def pairs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every corpus text paired with another one (of another source and language, mostly)."""
+    texts = corpus()
+    n = len(texts)
+    return texts, tuple(texts[(i * 7 + 1) % n] for i in range(n))
+
+
+@functools.cache
+def hf_tokenizer(directory: str, **kwargs):
+    """An HF fast tokenizer loaded on its own (not through tfft), as the reference."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory, **kwargs)
+
+
+def hf_reference(hf, texts, text_pairs=None, max_length=None, offsets=False) -> dict[str, list]:
+    """HF's own answer as unpadded rows (lists of numpy arrays): what tfft must reproduce."""
+    enc = hf(
+        list(texts),
+        None if text_pairs is None else list(text_pairs),
+        truncation=max_length is not None,
+        max_length=max_length,
+        return_token_type_ids=True,
+        return_attention_mask=True,
+        return_offsets_mapping=offsets,
+    )
+    keys = ("input_ids", "attention_mask", "token_type_ids") + (("offset_mapping",) if offsets else ())
+    out = {k: [np.asarray(row, np.int64).reshape(len(row), -1).squeeze(-1) if k != "offset_mapping"
+               else np.asarray(row, np.int64).reshape(len(row), 2) for row in enc[k]] for k in keys}
+    if offsets:
+        out["offsets"] = out.pop("offset_mapping")
+    return out
+
+
+def mismatched_rows(reference: dict, batch: dict, pad_id: int) -> list[int]:
+    """Rows where a padded int32 batch differs from HF's unpadded rows (ids, mask, types, offsets).
+
+    HF's rows are padded here the way tfft must pad: pad id, mask 0, type 0, offsets (0, 0).
+    """
+    lengths = [len(row) for row in reference["input_ids"]]
+    longest = max(lengths, default=0)
+    bad = np.zeros(len(lengths), bool)
+    for key, rows in reference.items():
+        got = np.asarray(batch[key])
+        assert got.dtype == np.int32, (key, got.dtype)
+        expected = np.full((len(rows), longest) + got.shape[2:], pad_id if key == "input_ids" else 0, np.int64)
+        for i, row in enumerate(rows):
+            expected[i, :len(row)] = row
+        assert got.shape == expected.shape, (key, got.shape, expected.shape)
+        bad |= (got != expected).reshape(len(rows), -1).any(axis=1)
+    return np.nonzero(bad)[0].tolist()
+
+
+def describe(bad: list[int], texts, text_pairs=None) -> str:
+    shown = [repr(texts[i][:80]) + ("" if text_pairs is None else " | " + repr(text_pairs[i][:40])) for i in bad[:5]]
+    return f"{len(bad)} of {len(texts)} rows differ from HF, e.g. " + "; ".join(shown)
+
+
+@functools.cache
+def tokenizer(directory: str, **kwargs):
+    """A tfft Tokenizer, loaded once per session."""
+    from tfft.tokenizers import Tokenizer
+
+    return Tokenizer.from_pretrained(directory, **kwargs)
+
+
+@functools.cache
+def layer(directory: str, max_length: int | None, **kwargs):
+    """An in-graph layer, built once per session and max_length."""
+    return tokenizer(directory, **kwargs).as_keras_layer(max_length=max_length)
+
+
+@functools.cache
+def reference(directory: str, pair: bool, max_length: int | None, step: int = 1, **kwargs) -> dict:
+    """HF's answer on the corpus (every step-th text, or pair), computed once per session."""
+    first, second = pairs()
+    return hf_reference(hf_tokenizer(directory, **kwargs), first[::step], second[::step] if pair else None,
+                        max_length, offsets=True)
+
+
+def resolve_max_length(directory: str, pair: bool, max_length, **kwargs) -> int | None:
+    """"minimum" is the smallest max_length that holds the special tokens."""
+    if max_length == "minimum":
+        return tokenizer(directory, **kwargs).num_special_tokens(pair=pair)
+    return max_length
+
+
+def assert_layer_matches_host(tok, keras_layer, texts, text_pairs=None) -> None:
+    """The in-graph layer gives exactly the host tokenizer's batch (which the host tests tie to HF)."""
+    import tensorflow as tf
+
+    host = tok(texts, text_pairs, max_length=keras_layer.max_length)
+    out = keras_layer(tf.constant(texts), None if text_pairs is None else tf.constant(text_pairs))
+    for key, value in host.items():
+        same = (out[key].numpy() == value).all(axis=1) if out[key].shape == value.shape else None
+        assert same is not None, f"{key}: shape {out[key].shape} != {value.shape}"
+        bad = [i for i, ok in enumerate(same) if not ok]
+        assert not bad, f"{key}: " + describe(bad, texts, text_pairs)
