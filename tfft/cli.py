@@ -1,10 +1,14 @@
 """The `tfft` command line.
 
-    tfft inspect CHECKPOINT     architecture, sizes, loading report and tokenizer of a checkpoint
-    tfft --version
+    tfft train CONFIG [--set key=value ...]    fine-tune, evaluate, save and export a run
+    tfft evaluate RUN_DIR DATA_FILE            metrics of a run's model on a labelled file
+    tfft predict RUN_DIR [TEXT ...]            labels for texts (arguments, --file, or stdin)
+    tfft export RUN_DIR [--export-dir D]       SavedModel for TF Serving
+    tfft inspect CHECKPOINT                    architecture, loading report and tokenizer
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -36,10 +40,81 @@ def _inspect(args):
     return 0
 
 
+def _train(args):
+    from tfft.config import load_config
+    from tfft.run import train
+
+    train(load_config(args.config, args.set), verbose=0 if args.quiet else 1)
+    return 0
+
+
+def _evaluate(args):
+    from tfft.metrics import format_report
+    from tfft.run import evaluate
+
+    print(format_report(evaluate(args.run_dir, args.data)))
+    return 0
+
+
+def _read_texts(args):
+    if args.texts:
+        return args.texts
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as e:
+            raise tfft.TfftError(f"cannot read {args.file}: {e.strerror}") from None
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def _predict(args):
+    from tfft.run import predict
+
+    texts = _read_texts(args)
+    if not texts:
+        raise tfft.TfftError("no texts to predict: give them as arguments, with --file, or on stdin")
+    for text, result in zip(texts, predict(args.run_dir, texts, batch_size=args.batch_size)):
+        print(json.dumps({"text": text, **result}, ensure_ascii=False))
+    return 0
+
+
+def _export(args):
+    from tfft.run import export
+
+    print(export(args.run_dir, args.export_dir, args.version))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfft", description="Fine-tune transformer encoders with TensorFlow.")
     parser.add_argument("--version", action="version", version=f"tfft {tfft.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train = commands.add_parser("train", help="fine-tune from a YAML config")
+    train.add_argument("config", help="a YAML run config (see configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set training.epochs=1 (repeatable)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a trained run on a labelled file")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("data", help="a labelled file in the run's format")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="predict labels; prints one JSON line per text")
+    predict.add_argument("run_dir")
+    predict.add_argument("texts", nargs="*", help="texts (default: --file, else one per line on stdin)")
+    predict.add_argument("--file", help="a file with one text per line")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.set_defaults(run=_predict)
+
+    export = commands.add_parser("export", help="write a SavedModel for TF Serving")
+    export.add_argument("run_dir")
+    export.add_argument("--export-dir", help="default RUN_DIR/export")
+    export.add_argument("--version", type=int, help="default: the next free version")
+    export.set_defaults(run=_export)
+
     inspect = commands.add_parser("inspect", help="describe a checkpoint and how tfft loads it")
     inspect.add_argument("checkpoint", help="a local checkpoint directory or a Hugging Face Hub id")
     inspect.set_defaults(run=_inspect)

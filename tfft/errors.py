@@ -15,3 +15,7 @@ class TokenizerError(TfftError):
 
 class DataError(TfftError):
     """A data file or dataset is missing, malformed, or has a bad row, column or label; names the file and line."""
+
+
+class ConfigError(TfftError):
+    """A run config has an unknown key, a wrong type or a bad value; names the file and key."""

@@ -1,0 +1,74 @@
+"""The exported SavedModel answers raw text in a fresh process with the in-memory model's outputs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfft.errors import TfftError
+from tfft.export import export_saved_model
+from tfft.tasks import SequenceClassifier
+
+TEXTS = ["A gripping, funny film.", "Dull, long and pointless!", "naïve café 电影 🎬"]
+
+LOAD_AND_RUN = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the in-graph tokenizer's ops
+loaded = tf.saved_model.load(sys.argv[1])
+texts = tf.constant(json.loads(sys.argv[2]))
+out = loaded.signatures["serving_default"](text=texts)
+print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else [s.decode() for s in v.numpy()]
+                  for k, v in out.items()}))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tfft", "transformers", "tokenizers"))))
+"""
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_checkpoint):
+    return SequenceClassifier.from_pretrained(tiny_checkpoint, labels=["negative", "positive"])
+
+
+@pytest.fixture(scope="module")
+def exported(classifier, tmp_path_factory):
+    return export_saved_model(classifier, tmp_path_factory.mktemp("export") / "sentiment")
+
+
+def test_layout_and_versions(classifier, exported):
+    assert exported.name == "1" and (exported / "saved_model.pb").is_file()
+    second = export_saved_model(classifier, exported.parent)
+    assert second.name == "2"
+    with pytest.raises(TfftError, match="already exists"):
+        export_saved_model(classifier, exported.parent, version=2)
+    assert sorted(p.name for p in exported.parent.iterdir()) == ["1", "2"]  # no staging left over
+
+
+def test_fresh_process_matches_in_memory_model(classifier, exported):
+    result = subprocess.run([sys.executable, "-c", LOAD_AND_RUN, str(exported), json.dumps(TEXTS)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served, modules = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert modules == []  # tensorflow and tensorflow_text suffice: no tfft, no HF tokenizers
+    expected = classifier.predict_texts(TEXTS)
+    assert served["labels"] == [e["label"] for e in expected]
+    np.testing.assert_allclose(served["probabilities"], [list(e["probabilities"].values()) for e in expected],
+                               atol=1e-5)
+
+
+def test_serve_ids_signature(classifier, exported):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    loaded = tf.saved_model.load(str(exported))
+    batch = classifier.tokenizer(TEXTS)
+    out = loaded.signatures["serve_ids"](**{k: tf.constant(v) for k, v in batch.items()})
+    np.testing.assert_allclose(out["logits"], classifier(batch), atol=1e-5)
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    cli = subprocess.run(["saved_model_cli", "show", "--dir", str(exported), "--all"],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "signature_def['serving_default']" in cli.stdout and "signature_def['serve_ids']" in cli.stdout
