@@ -10,11 +10,18 @@ name.
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+# TF has no public test for "this function is being compiled with XLA"; TF's own gradient and
+# control-flow code uses this one.
+from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
 
 
 def _gelu_exact(x):
-    return keras.activations.gelu(x, approximate=False)
+    # PyTorch's formula. TF's exact gelu goes through erfc, whose kernels are slower than erf's:
+    # on CPU 1.7x in float32 and 4.5x in bfloat16 without XLA, 1.3-1.7x with it.
+    return x * 0.5 * (1.0 + ops.erf(x * ops.cast(0.7071067811865476, x.dtype)))
 
 
 def _gelu_tanh(x):
@@ -73,6 +80,28 @@ def attention_bias(attention_mask, dtype):
     return ops.where(mask, ops.zeros((), dtype), ops.cast(minimum, dtype))
 
 
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` that draws its mask with ThreeFry inside XLA-compiled functions.
+
+    Keras draws dropout masks with TF's default stateless generator, Philox, which XLA compiles
+    to slow code on CPU: on 2 cores dropout took a quarter of a MiniLM training step under
+    `jit_compile=True`, and ThreeFry cuts that about four-fold. Outside XLA TF has only a Philox
+    kernel, and it is fast, so there the layer is plain Keras dropout. Either way the mask keeps
+    each value with probability `1 - rate` and scales it by `1 / (1 - rate)`, seeded by the
+    layer's `SeedGenerator`.
+    """
+
+    def call(self, inputs, training=False):
+        if not (training and self.rate > 0 and self.noise_shape is None):
+            return super().call(inputs, training=training)
+        if not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return super().call(inputs, training=training)
+        seed = self.seed_generator.next()
+        if seed.dtype != tf.int32:  # stateless ops under XLA want int32 seeds; as Keras does
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed, rng_alg="threefry")
+
+
 class Embeddings(keras.layers.Layer):
     """Word + position (+ token type) embeddings, LayerNorm, dropout, optional projection.
 
@@ -118,7 +147,7 @@ class Embeddings(keras.layers.Layer):
                 type_vocab_size, embedding_size, embeddings_initializer=init, name="token_type_embeddings", dtype=self.dtype_policy
             )
         self.norm = _layer_norm(layer_norm_eps, "norm", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.projection = None
         if project:
             self.projection = _dense(hidden_size, initializer_range, "projection", self.dtype_policy)
@@ -166,29 +195,32 @@ class SelfAttention(keras.layers.Layer):
         self.key = _dense(hidden_size, initializer_range, "key", self.dtype_policy)
         self.value = _dense(hidden_size, initializer_range, "value", self.dtype_policy)
         self.output_dense = _dense(hidden_size, initializer_range, "output", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         for dense in (self.query, self.key, self.value, self.output_dense):
             dense.build((None, None, self.hidden_size))
         self.built = True
 
-    def _split_heads(self, x):
-        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        x = ops.reshape(x, (batch, seq, self.num_heads, self.head_size))
-        return ops.transpose(x, (0, 2, 1, 3))
-
     def call(self, x, bias, training=None):
-        q = self._split_heads(self.query(x))
-        k = self._split_heads(self.key(x))
-        v = self._split_heads(self.value(x))
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        # Projections see [batch * seq, hidden]: on CPU without XLA a 2-D matmul fuses with its
+        # bias add, a 3-D one does not. The reshapes are free.
+        tokens = ops.reshape(x, (-1, self.hidden_size))
+
+        def split_heads(t):  # [batch * seq, hidden] -> [batch, heads, seq, head_size]
+            return ops.transpose(ops.reshape(t, (batch, seq, self.num_heads, self.head_size)), (0, 2, 1, 3))
+
+        q = split_heads(self.query(tokens))
+        k = split_heads(self.key(tokens))
+        v = split_heads(self.value(tokens))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.head_size))
         # Softmax in float32 keeps mixed precision stable; a no-op in full precision.
         probs = ops.softmax(ops.cast(scores + bias, "float32"), axis=-1)
         probs = self.dropout(ops.cast(probs, v.dtype), training=training)
         context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
-        batch, seq = ops.shape(context)[0], ops.shape(context)[1]
-        return self.output_dense(ops.reshape(context, (batch, seq, self.hidden_size)))
+        output = self.output_dense(ops.reshape(context, (-1, self.hidden_size)))
+        return ops.reshape(output, (batch, seq, self.hidden_size))
 
 
 class FeedForward(keras.layers.Layer):
@@ -208,7 +240,10 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        return self.output_dense(self.activation(self.intermediate(x)))
+        # 2-D matmuls, as in SelfAttention: oneDNN fuses bias (and GELU) into them.
+        tokens = ops.reshape(x, (-1, self.hidden_size))
+        output = self.output_dense(self.activation(self.intermediate(tokens)))
+        return ops.reshape(output, ops.shape(x))
 
 
 class TransformerLayer(keras.layers.Layer):
@@ -239,7 +274,7 @@ class TransformerLayer(keras.layers.Layer):
             hidden_size, intermediate_size, activation, initializer_range, name="ffn", dtype=self.dtype_policy
         )
         self.output_norm = _layer_norm(layer_norm_eps, "output_norm", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         shape = (None, None, self.hidden_size)
