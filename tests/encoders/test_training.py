@@ -32,6 +32,7 @@ def test_dropout_only_in_training():
 
 
 def test_fit_reduces_loss():
+    keras.utils.set_random_seed(0)
     encoder = Encoder.from_pretrained(ENCODER_FIXTURES / "bert")
     ids = keras.Input((None,), dtype="int32", name="input_ids")
     mask = keras.Input((None,), dtype="int32", name="attention_mask")
