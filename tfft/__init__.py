@@ -16,9 +16,13 @@ _EXPORTS = {
     "Encoder": "tfft.encoders",
     "EncoderConfig": "tfft.encoders",
     "Tokenizer": "tfft.tokenizers",
+    "SequenceClassifier": "tfft.tasks",
+    "export_saved_model": "tfft.export",
     "TfftError": "tfft.errors",
     "CheckpointError": "tfft.errors",
     "TokenizerError": "tfft.errors",
+    "ConfigError": "tfft.errors",
+    "DataError": "tfft.errors",
 }
 
 __all__ = sorted(_EXPORTS)
