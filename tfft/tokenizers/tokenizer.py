@@ -23,20 +23,12 @@ def _auto_tokenizer():
 
 
 def _resolve_directory(name_or_path: str | os.PathLike) -> pathlib.Path:
-    path = pathlib.Path(name_or_path)
-    if path.is_dir():
-        return path
+    from tfft.hub import resolve_pretrained_dir
+
     try:
-        from tfft.hub import resolve_pretrained_dir
-    except ImportError:
-        raise TokenizerError(f"tokenizer directory not found: {str(name_or_path)!r}") from None
-    try:
-        resolved = pathlib.Path(resolve_pretrained_dir(str(name_or_path)))
+        return pathlib.Path(resolve_pretrained_dir(name_or_path))
     except TfftError as err:
         raise TokenizerError(f"cannot find tokenizer files for {str(name_or_path)!r}: {err}") from err
-    if not resolved.is_dir():
-        raise TokenizerError(f"tokenizer directory not found: {str(resolved)!r}")
-    return resolved
 
 
 class Tokenizer:
