@@ -11,10 +11,9 @@ import tensorflow as tf
 from tests.tokenizers.tokenizer_parity import (
     TOKENIZERS,
     assert_layer_matches_host,
+    assert_options_match_hf,
     describe,
     layer,
-    mismatched_rows,
-    reference,
     tokenizer,
 )
 from tfft.tokenizers import Tokenizer
@@ -23,13 +22,7 @@ from tfft.tokenizers.precompiled_charsmap import PrecompiledNormalizer
 
 @pytest.mark.parametrize("options", [{"keep_accents": True}])
 def test_albert_options_match_hf(options, text_pairs):
-    directory = str(TOKENIZERS / "albert")
-    first, second = text_pairs[0][::3], text_pairs[1][::3]  # a third of the corpus: options add little cost
-    for pair in (False, True):
-        ref = {k: v for k, v in reference(directory, pair, None, step=3, **options).items() if k != "offsets"}
-        out = layer(directory, None, **options)(tf.constant(first), tf.constant(second) if pair else None)
-        bad = mismatched_rows(ref, {k: v.numpy() for k, v in out.items()}, tokenizer(directory, **options).pad_token_id)
-        assert not bad, f"{options}: " + describe(bad, first, second if pair else None)
+    assert_options_match_hf(str(TOKENIZERS / "albert"), options, text_pairs)
 
 
 @pytest.mark.parametrize("fixture_name", ["xlm_roberta", "albert"])

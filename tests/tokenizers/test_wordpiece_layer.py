@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import tensorflow as tf
 
 from tests.tokenizers.tokenizer_parity import (
     TOKENIZERS,
     assert_layer_matches_host,
-    describe,
+    assert_options_match_hf,
     layer,
-    mismatched_rows,
-    reference,
     tokenizer,
 )
 from tfft.errors import TokenizerError
@@ -24,13 +21,7 @@ from tfft.tokenizers import Tokenizer
     ("bert_cased", {"strip_accents": True}),  # accents stripped without lowercasing
 ])
 def test_normalizer_options_match_hf(fixture_name, options, text_pairs):
-    directory = str(TOKENIZERS / fixture_name)
-    first, second = text_pairs[0][::3], text_pairs[1][::3]  # a third of the corpus: options add little cost
-    for pair in (False, True):
-        ref = {k: v for k, v in reference(directory, pair, None, step=3, **options).items() if k != "offsets"}
-        out = layer(directory, None, **options)(tf.constant(first), tf.constant(second) if pair else None)
-        bad = mismatched_rows(ref, {k: v.numpy() for k, v in out.items()}, tokenizer(directory, **options).pad_token_id)
-        assert not bad, f"{options}: " + describe(bad, first, second if pair else None)
+    assert_options_match_hf(str(TOKENIZERS / fixture_name), options, text_pairs)
 
 
 @pytest.mark.parametrize("fixture_name", ["bert_uncased", "bert_cased"])

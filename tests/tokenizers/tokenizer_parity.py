@@ -125,3 +125,16 @@ def assert_layer_matches_host(tok, keras_layer, texts, text_pairs=None) -> None:
         assert same is not None, f"{key}: shape {out[key].shape} != {value.shape}"
         bad = [i for i, ok in enumerate(same) if not ok]
         assert not bad, f"{key}: " + describe(bad, texts, text_pairs)
+
+
+def assert_options_match_hf(directory: str, options: dict, text_pairs) -> None:
+    """The layer built with tokenizer `options` equals HF with the same options, singles and pairs,
+    on every third text of the corpus (options add little beyond the default runs)."""
+    import tensorflow as tf
+
+    first, second = text_pairs[0][::3], text_pairs[1][::3]
+    for pair in (False, True):
+        ref = {k: v for k, v in reference(directory, pair, None, step=3, **options).items() if k != "offsets"}
+        out = layer(directory, None, **options)(tf.constant(first), tf.constant(second) if pair else None)
+        bad = mismatched_rows(ref, {k: v.numpy() for k, v in out.items()}, tokenizer(directory, **options).pad_token_id)
+        assert not bad, f"{options}: " + describe(bad, first, second if pair else None)
