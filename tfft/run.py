@@ -156,7 +156,7 @@ def train(config: RunConfig, verbose=1):
                                  evaluator=evaluator))
     model.fit(train_ds, epochs=t.epochs, callbacks=callbacks, verbose=verbose)
 
-    metrics = {}
+    metrics = {"steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations))}
     for split, dataset in (("dev", dev_ds), ("test", test_ds)):
         if dataset is not None:
             metrics[split] = evaluate_dataset(model, dataset, task, data.label_vocab)
