@@ -1,5 +1,6 @@
 """`tfft train` on bad input: one clear message, exit code 2, no traceback, no run directory."""
 
+import json
 import subprocess
 import sys
 
@@ -50,3 +51,33 @@ def test_missing_checkpoint(tmp_path):
     result = train(write_config(tmp_path, tmp_path / "no_checkpoint"))
     assert result.returncode == 2 and "no such checkpoint directory" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
+    config = write_config(tmp_path, tiny_checkpoint)
+    result = train(config, f"data.test={DATA / 'reviews.jsonl'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    assert {"config.yaml", "labels.json", "best", "tensorboard", "metrics.json", "model.keras", "export"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert not (run / "backup").exists()  # a finished run leaves nothing to resume
+    assert (run / "export" / "1" / "saved_model.pb").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["test"]["accuracy"] is not None
+    assert "test metrics" in result.stdout and "Confusion matrix" in result.stdout
+
+    predicted = subprocess.run([sys.executable, "-m", "tfft.cli", "predict", str(run), "a fine film", "dull"],
+                               capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["a fine film", "dull"]
+    assert all(r["label"] in ("negative", "positive") for r in rows)
+
+    evaluated = subprocess.run([sys.executable, "-m", "tfft.cli", "evaluate", str(run), str(DATA / "reviews.csv")],
+                               capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "accuracy" in evaluated.stdout
+
+    again = train(config)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr

@@ -187,10 +187,12 @@ def evaluate_dataset(model, dataset, task, label_vocab):
 
 def load_run_model(run_dir):
     """The fine-tuned model of a finished run (its tokenizer attached)."""
+    import tfft.tasks  # noqa: F401  (registers the task classes with Keras before loading)
+
     path = Path(run_dir) / "model.keras"
     if not path.is_file():
         raise TfftError(f"no trained model at {path}: train first (tfft train CONFIG)")
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=False)  # inference only: no optimizer state needed
 
 
 def load_run_config(run_dir):
