@@ -72,3 +72,16 @@ def test_saved_model_cli_lists_both_signatures(exported):
                          capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "signature_def['serving_default']" in cli.stdout and "signature_def['serve_ids']" in cli.stdout
+
+
+def test_multi_label_labels_are_joined_names(tiny_checkpoint, tmp_path):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    model = SequenceClassifier.from_pretrained(tiny_checkpoint, labels=["a", "b", "c"],
+                                               problem_type="multi_label_classification")
+    kernel, _ = model.classifier.get_weights()
+    model.classifier.set_weights([np.zeros_like(kernel), np.array([5.0, -5.0, 5.0], np.float32)])
+    loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path)))
+    out = loaded.signatures["serving_default"](text=tf.constant(TEXTS[:2]))
+    assert [s.decode() for s in out["labels"].numpy()] == ["a,c", "a,c"]

@@ -29,7 +29,9 @@ def _outputs(model, logits):
         labels = tf.gather(names, tf.argmax(probabilities, axis=-1))
     elif model.problem_type == "multi_label_classification":
         chosen = tf.where(probabilities >= 0.5, names[None, :], tf.constant(""))
-        labels = tf.strings.regex_replace(tf.strings.reduce_join(chosen, axis=-1, separator=","), "^,+|,+$|,(?=,)", "")
+        joined = tf.strings.reduce_join(chosen, axis=-1, separator=",")
+        # Drop the separators of unchosen labels (RE2 has no lookahead): collapse runs, trim ends.
+        labels = tf.strings.regex_replace(tf.strings.regex_replace(joined, ",+", ","), "^,|,$", "")
     else:
         labels = tf.strings.as_string(probabilities[:, 0])
     return {"labels": labels, "probabilities": probabilities, "logits": tf.cast(logits, tf.float32)}
