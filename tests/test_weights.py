@@ -66,13 +66,18 @@ def test_sharded_checkpoint(tmp_path):
     assert_same_state(load_state_dict(tmp_path), state)
 
 
+def point_index_entry(directory, tensor, shard):
+    """Edits the index so it lists `tensor` in `shard`, as a broken checkpoint would."""
+    index_path = directory / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    index["weight_map"][tensor] = shard
+    index_path.write_text(json.dumps(index))
+
+
 def test_sharded_missing_shard_is_named(tmp_path):
     state = small_state()
     write_sharded(tmp_path, state, {"model-00001-of-00002.safetensors": list(state)})
-    index_path = tmp_path / "model.safetensors.index.json"
-    index = json.loads(index_path.read_text())
-    index["weight_map"]["encoder.bias"] = "model-00002-of-00002.safetensors"
-    index_path.write_text(json.dumps(index))
+    point_index_entry(tmp_path, "encoder.bias", "model-00002-of-00002.safetensors")
     with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors"):
         load_state_dict(tmp_path)
 
@@ -80,10 +85,7 @@ def test_sharded_missing_shard_is_named(tmp_path):
 def test_sharded_tensor_missing_from_shard_is_named(tmp_path):
     state = small_state()
     write_sharded(tmp_path, state, {"model-00001-of-00001.safetensors": list(state)})
-    index_path = tmp_path / "model.safetensors.index.json"
-    index = json.loads(index_path.read_text())
-    index["weight_map"]["pooler.dense.weight"] = "model-00001-of-00001.safetensors"
-    index_path.write_text(json.dumps(index))
+    point_index_entry(tmp_path, "pooler.dense.weight", "model-00001-of-00001.safetensors")
     with pytest.raises(CheckpointError, match="'pooler.dense.weight'.*model-00001-of-00001.safetensors"):
         load_state_dict(tmp_path)
 
