@@ -17,6 +17,8 @@ class AlbertEncoder(BertEncoder):
     tied_aliases = ("predictions.decoder.weight", "predictions.decoder.bias")
     hf_model_class = "AlbertModel"
     hf_masked_lm_class = "AlbertForMaskedLM"
+    hf_sequence_classification_class = "AlbertForSequenceClassification"
+    hf_classifier_dropout_key = "classifier_dropout_prob"
     hf_config_keys = {
         **BertEncoder.hf_config_keys,
         "embedding_size": "embedding_size",

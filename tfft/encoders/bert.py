@@ -21,6 +21,7 @@ class BertEncoder(Encoder):
     tied_aliases = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
     hf_model_class = "BertModel"
     hf_masked_lm_class = "BertForMaskedLM"
+    hf_sequence_classification_class = "BertForSequenceClassification"  # bert.pooler, then classifier
     position_ids = "absolute"
     lm_head_activation = None  # None: the config's hidden_act.
 

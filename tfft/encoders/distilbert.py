@@ -18,6 +18,8 @@ class DistilBertEncoder(BertEncoder):
     has_pooler = False
     hf_model_class = "DistilBertModel"
     hf_masked_lm_class = "DistilBertForMaskedLM"
+    # DistilBertForSequenceClassification's pre_classifier (dense + ReLU) has no tfft pooling.
+    hf_sequence_classification_class = ""
     hf_config_keys = {
         "vocab_size": "vocab_size",
         "hidden_size": "dim",

@@ -18,6 +18,8 @@ class ElectraEncoder(BertEncoder):
     tied_aliases = ()
     has_pooler = False
     hf_model_class = "ElectraModel"
+    # ElectraClassificationHead applies GELU after its dense layer where tfft's pooler applies tanh.
+    hf_sequence_classification_class = ""
     hf_config_keys = {**BertEncoder.hf_config_keys, "embedding_size": "embedding_size"}
 
     def embedding_weight_map(self):

@@ -31,6 +31,11 @@ def register_encoder(cls):
     return keras.saving.register_keras_serializable(package="tfft")(cls)
 
 
+def sequence_classification_model_types():
+    """model_type values whose encoders tfft saves as transformers' `*ForSequenceClassification`."""
+    return sorted(t for t, cls in _ENCODERS.items() if cls.hf_sequence_classification_class)
+
+
 def encoder_class_for(model_type, source="config.json"):
     if model_type not in _ENCODERS:
         supported = ", ".join(sorted(_ENCODERS))
@@ -59,6 +64,18 @@ class LoadingReport:
             lines.append("  every tensor matched")
         return "\n".join(lines)
 
+    def claim(self, used=(), filled=()):
+        """Records that a task head used the checkpoint tensors `used` and filled the encoder
+        weights `filled` (RoBERTa's classification head holds its pooler)."""
+        used, filled = set(used), set(filled)
+        self.unused = [name for name in self.unused if name not in used]
+        self.newly_initialized = [name for name in self.newly_initialized if name not in filled]
+
+    def log(self):
+        """Logs the report as a warning on the `tfft` logger when a tensor did not match."""
+        if self.unused or self.newly_initialized:
+            logger.warning("%s", self)
+
 
 # Weight-table helpers: map Hugging Face tensor names to (variable, transpose). PyTorch Linear
 # weights are [out, in]; Keras Dense kernels are [in, out].
@@ -72,6 +89,15 @@ def norm_weights(name, norm):
 
 def embedding_weights(name, embedding):
     return {f"{name}.weight": (embedding.embeddings, False)}
+
+
+def hf_tensors(table):
+    """float32 numpy arrays in PyTorch's layout from a `{name: (variable, transpose)}` table."""
+    tensors = {}
+    for name, (variable, transpose) in table.items():
+        value = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+        tensors[name] = np.ascontiguousarray(value.T if transpose else value)
+    return tensors
 
 
 def bert_layer_weights(prefix, layer):
@@ -147,6 +173,12 @@ class Encoder(keras.Model):
     has_pooler = True
     hf_model_class = ""  # transformers class names written to config.json "architectures".
     hf_masked_lm_class = ""
+    # transformers' `*ForSequenceClassification` whose logits are `classifier(pooled_output)` with
+    # tfft's pooler (dense + tanh on the first token); "" where no transformers class computes that.
+    hf_sequence_classification_class = ""
+    hf_classifier_name = "classifier"  # its output Linear
+    hf_head_pooler_name = ""  # where its head holds the pooler dense; "" keeps it in the encoder
+    hf_classifier_dropout_key = "classifier_dropout"  # config.json key of the head's dropout
     # EncoderConfig field -> Hugging Face config.json key.
     hf_config_keys = {
         "vocab_size": "vocab_size",
@@ -273,7 +305,9 @@ class Encoder(keras.Model):
     # --- loading and saving -----------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path, *, lm_head="auto", pooler="auto", revision=None, **kwargs):
+    def from_pretrained(
+        cls, name_or_path, *, lm_head="auto", pooler="auto", revision=None, return_unused=False, **kwargs
+    ):
         """Loads a Hugging Face checkpoint (local directory or hub id).
 
         The architecture comes from config.json's `model_type`; calling this on a subclass
@@ -287,6 +321,9 @@ class Encoder(keras.Model):
             pooler: "auto" loads the pooler when the architecture and checkpoint have one;
                 False leaves it out (its tensors are then reported unused).
             revision: hub revision (branch, tag or commit).
+            return_unused: return `(encoder, {name: array})` with the checkpoint tensors the
+                encoder did not use, for a task head to load; the report is then not logged, so
+                the caller can `claim` what it used and `log` it.
             **kwargs: passed to the encoder's constructor (e.g. `dtype="mixed_bfloat16"`).
         """
         from tfft.hub import resolve_pretrained_dir
@@ -309,8 +346,9 @@ class Encoder(keras.Model):
             pooler = encoder_cls.has_pooler and any(name.startswith("pooler.") for name in state)
         encoder = encoder_cls(config, pooler=pooler, lm_head=lm_head, **kwargs)
         encoder.loading_report = encoder.assign_state(state, source=str(model_dir))
-        if encoder.loading_report.unused or encoder.loading_report.newly_initialized:
-            logger.warning("%s", encoder.loading_report)
+        if return_unused:
+            return encoder, {name: state[name] for name in encoder.loading_report.unused}
+        encoder.loading_report.log()
         return encoder
 
     @classmethod
@@ -372,6 +410,32 @@ class Encoder(keras.Model):
     def is_head_tensor(cls, name):
         return bool(cls.lm_head_prefix) and name.startswith(cls.lm_head_prefix)
 
+    def sequence_classification_head_weights(self, classifier):
+        """`{hf_tensor_name: (variable, transpose)}` of the head of `hf_sequence_classification_class`,
+        for `classifier`, the Dense layer applied to `pooled_output`."""
+        table = dense_weights(self.hf_classifier_name, classifier)
+        if self.hf_head_pooler_name and self.pooler is not None:
+            table.update(dense_weights(self.hf_head_pooler_name, self.pooler.dense))
+        return table
+
+    def hf_weight_map(self, classifier=None):
+        """The weight table in the layout of a transformers model class.
+
+        Given `classifier` (the Dense layer applied to `pooled_output`) it is
+        `hf_sequence_classification_class`'s; else `*ForMaskedLM`'s with a masked-LM head, or
+        the bare `*Model`'s. Task models keep the encoder's tensors under `base_prefix`.
+        """
+        head = {} if classifier is None else self.sequence_classification_head_weights(classifier)
+        in_head = {id(variable) for variable, _ in head.values()}
+        prefixed = classifier is not None or self.lm_head is not None
+        table = {}
+        for name, entry in self.weight_map().items():
+            if id(entry[0]) in in_head or (classifier is not None and self.is_head_tensor(name)):
+                continue
+            table[f"{self.base_prefix}.{name}" if prefixed and not self.is_head_tensor(name) else name] = entry
+        table.update(head)
+        return table
+
     def save_pretrained(self, save_dir):
         """Writes config.json and model.safetensors that transformers loads back.
 
@@ -382,14 +446,9 @@ class Encoder(keras.Model):
 
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
-        head = self.lm_head is not None
-        tensors = {}
-        for name, (variable, transpose) in self.weight_map().items():
-            value = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-            value = np.ascontiguousarray(value.T if transpose else value)
-            tensors[f"{self.base_prefix}.{name}" if head and not self.is_head_tensor(name) else name] = value
         hf_config = self.config_to_hf(self.config)
-        hf_config["architectures"] = [self.hf_masked_lm_class if head else self.hf_model_class]
-        save_state_dict(tensors, save_dir / "model.safetensors")
+        hf_config["architectures"] = [self.hf_masked_lm_class if self.lm_head is not None else self.hf_model_class]
+        save_state_dict(hf_tensors(self.hf_weight_map()), save_dir / "model.safetensors")
         write_json_atomic(hf_config, save_dir / "config.json")
         return save_dir
+

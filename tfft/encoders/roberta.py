@@ -14,6 +14,11 @@ class RobertaEncoder(BertEncoder):
     tied_aliases = ("lm_head.decoder.weight", "lm_head.decoder.bias")
     hf_model_class = "RobertaModel"
     hf_masked_lm_class = "RobertaForMaskedLM"
+    # RobertaClassificationHead: dense + tanh on the first token, then out_proj; tfft's pooler
+    # and classifier compute the same. The bare model's pooler is not used.
+    hf_sequence_classification_class = "RobertaForSequenceClassification"
+    hf_classifier_name = "classifier.out_proj"
+    hf_head_pooler_name = "classifier.dense"
     position_ids = "padding_offset"
     lm_head_activation = "gelu"  # RobertaLMHead always uses exact GELU.
 

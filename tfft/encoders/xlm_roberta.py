@@ -11,3 +11,4 @@ class XLMRobertaEncoder(RobertaEncoder):
     model_types = ("xlm-roberta",)
     hf_model_class = "XLMRobertaModel"
     hf_masked_lm_class = "XLMRobertaForMaskedLM"
+    hf_sequence_classification_class = "XLMRobertaForSequenceClassification"

@@ -1,11 +1,17 @@
 """`SequenceClassifier`: a tfft encoder with a dropout + dense head, for single-label,
 multi-label and regression problems over one text or a pair."""
 
+import logging
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
 
 from tfft.encoders import Encoder
+from tfft.encoders.encoder import encoder_class_for, hf_tensors, sequence_classification_model_types
+
+logger = logging.getLogger("tfft")
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLINGS = ("pooler", "cls", "mean")
@@ -26,6 +32,11 @@ class SequenceClassifier(keras.Model):
         >>> model.fit(train_ds, validation_data=dev_ds, epochs=3)
         >>> model.predict_texts(["A gripping, funny film."])
         [{'label': 'positive', 'probabilities': {'negative': 0.03, 'positive': 0.97}}]
+
+    `model.save_pretrained(directory)` writes a Hugging Face checkpoint that transformers'
+    `AutoModelForSequenceClassification` loads with the same logits (BERT, ALBERT, RoBERTa, XLM-R
+    with pooling="pooler"), and `from_pretrained` loads such a checkpoint with its head and label
+    names. `model.save("model.keras")` saves any model, tokenizer included.
 
     Args:
         encoder: a tfft `Encoder`.
@@ -86,24 +97,78 @@ class SequenceClassifier(keras.Model):
 
     @classmethod
     def from_pretrained(cls, name_or_path, labels=None, num_labels=None, tokenizer=True, **kwargs):
-        """Loads the encoder (and its tokenizer) from a Hugging Face checkpoint; the head is new.
+        """Loads the encoder, its tokenizer and, from a transformers `*ForSequenceClassification`
+        checkpoint, the classification head.
 
-        Keyword arguments go to the constructor (`problem_type`, `pooling`, `dropout`,
-        `text_pair`, `dtype`).
+        With a head in the checkpoint and neither `labels` nor `num_labels` given, the label names
+        come from config.json's `id2label`; `problem_type` (and `dropout`) from config.json unless
+        given. Asking for another number of labels than the head has starts a new head (logged on
+        the `tfft` logger), as does a pooling other than "pooler". Keyword arguments go to the
+        constructor (`problem_type`, `pooling`, `dropout`, `text_pair`, `dtype`).
         """
+        from tfft.encoders.config import read_hf_config
+        from tfft.hub import resolve_pretrained_dir
         from tfft.tokenizers import Tokenizer
 
+        model_dir = resolve_pretrained_dir(name_or_path)
+        hf_config = read_hf_config(model_dir)
+        encoder_cls = encoder_class_for(hf_config["model_type"], source=Path(model_dir) / "config.json")
+        head_class = encoder_cls.hf_sequence_classification_class
+        use_head = bool(head_class) and kwargs.get("pooling", "pooler") == "pooler"
+        pooler = "auto" if kwargs.get("pooling", "pooler") == "pooler" else False
+        if use_head and head_class in (hf_config.get("architectures") or ()):
+            pooler = True  # RoBERTa's head holds the pooler: its checkpoints have no `pooler.*`.
         dtype = kwargs.get("dtype")
-        encoder = Encoder.from_pretrained(
-            name_or_path,
+        encoder, unused = Encoder.from_pretrained(
+            model_dir,
             lm_head=False,
-            pooler="auto" if kwargs.get("pooling", "pooler") == "pooler" else False,
+            pooler=pooler,
+            return_unused=True,
             **({"dtype": dtype} if dtype else {}),
         )
+        head_bias = unused.get(f"{encoder.hf_classifier_name}.bias") if use_head else None
+        if head_bias is not None:
+            if labels is None and num_labels is None:
+                labels = _checkpoint_labels(hf_config, len(head_bias))
+                # transformers treats a one-output head without problem_type as regression.
+                if len(labels) == 1 and not hf_config.get("problem_type"):
+                    kwargs.setdefault("problem_type", "regression")
+            if hf_config.get("problem_type"):
+                kwargs.setdefault("problem_type", hf_config["problem_type"])
+            if hf_config.get(encoder.hf_classifier_dropout_key) is not None:
+                kwargs.setdefault("dropout", hf_config[encoder.hf_classifier_dropout_key])
         model = cls(encoder, labels=labels, num_labels=num_labels, **kwargs)
+        if head_bias is not None:
+            model._load_hf_head(unused, source=model_dir)
+        encoder.loading_report.log()
         if tokenizer:
-            model.tokenizer = Tokenizer.from_pretrained(name_or_path)
+            model.tokenizer = Tokenizer.from_pretrained(model_dir)
         return model
+
+    def _load_hf_head(self, state, source):
+        """Assigns the checkpoint's head tensors whose shapes fit; the others stay newly initialized."""
+        encoder = self.encoder
+        encoder_names = {id(variable): name for name, (variable, _) in encoder.weight_map().items()}
+        used, filled, mismatched = [], [], []
+        for name, (variable, transpose) in encoder.sequence_classification_head_weights(self.classifier).items():
+            if name not in state:
+                continue
+            value = state[name].T if transpose else state[name]
+            if value.shape != tuple(variable.shape):
+                mismatched.append(f"{name} {tuple(state[name].shape)}")
+                continue
+            variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
+            used.append(name)
+            if id(variable) in encoder_names:
+                filled.append(encoder_names[id(variable)])
+        encoder.loading_report.claim(used, filled)
+        if mismatched:
+            logger.warning(
+                "%s: the checkpoint's classification head does not fit %d labels (%s); it starts newly initialized",
+                source,
+                self.num_labels,
+                ", ".join(mismatched),
+            )
 
     def call(self, inputs, training=None):
         outputs = self.encoder(inputs, training=training)
@@ -181,6 +246,63 @@ class SequenceClassifier(keras.Model):
 
     # --- saving -------------------------------------------------------------------------------
 
+    def save_pretrained(self, save_dir):
+        """Writes a Hugging Face checkpoint: config.json (with `id2label`, `label2id`,
+        `problem_type`), model.safetensors in the layout of transformers'
+        `*ForSequenceClassification`, and the tokenizer files when a tokenizer is attached.
+
+        transformers' `AutoModelForSequenceClassification` loads it with the same logits. Raises
+        `ValueError`, before writing anything, where transformers has no class computing them
+        (ELECTRA, DistilBERT, pooling "cls" or "mean", an encoder without pooler).
+
+        Example:
+            >>> model.save_pretrained("runs/sentiment/hf")
+            >>> transformers.AutoModelForSequenceClassification.from_pretrained("runs/sentiment/hf")
+        """
+        from tfft.weights import save_state_dict, write_json_atomic
+
+        self._check_hf_format()
+        encoder = self.encoder
+        hf_config = encoder.config_to_hf(encoder.config)
+        hf_config.update(
+            architectures=[encoder.hf_sequence_classification_class],
+            num_labels=self.num_labels,
+            id2label={str(i): name for i, name in enumerate(self.labels)},
+            label2id={name: i for i, name in enumerate(self.labels)},
+            problem_type=self.problem_type,
+        )
+        hf_config[encoder.hf_classifier_dropout_key] = self.dropout_rate
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        save_state_dict(hf_tensors(encoder.hf_weight_map(self.classifier)), save_dir / "model.safetensors")
+        write_json_atomic(hf_config, save_dir / "config.json")
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_dir)
+        return save_dir
+
+    def _check_hf_format(self):
+        encoder = self.encoder
+        head_class = encoder.hf_sequence_classification_class
+        if not head_class:
+            problem = (
+                f"no transformers *ForSequenceClassification class for model_type {encoder.config.model_type!r} "
+                "computes tfft's logits (a classifier on the pooler: dense + tanh on the first token)"
+            )
+        elif self.pooling != "pooler":
+            problem = f"transformers' {head_class} classifies the pooler output, not pooling={self.pooling!r}"
+        elif encoder.pooler is None:
+            problem = f"the encoder has no pooler, which transformers' {head_class} would initialize at random"
+        elif self.problem_type == "single_label_classification" and self.num_labels == 1:
+            problem = "transformers needs at least 2 labels for single_label_classification"
+        else:
+            return
+        supported = ", ".join(sequence_classification_model_types())
+        raise ValueError(
+            f"cannot save {type(encoder).__name__} with pooling={self.pooling!r} in Hugging Face format: "
+            f"{problem}. Supported: pooling='pooler' on {supported} encoders with a pooler; "
+            "model.save('model.keras') saves any model"
+        )
+
     def get_config(self):
         return {
             "name": self.name,
@@ -215,3 +337,11 @@ class SequenceClassifier(keras.Model):
             self.tokenizer = Tokenizer.from_pretrained(dir_path)
         except TokenizerError:
             self.tokenizer = None
+
+
+def _checkpoint_labels(hf_config, num_labels):
+    """Label names in id order from config.json's `id2label`, when it has one per head output."""
+    id2label = {int(i): str(name) for i, name in (hf_config.get("id2label") or {}).items()}
+    if sorted(id2label) == list(range(num_labels)):
+        return [id2label[i] for i in range(num_labels)]
+    return [f"LABEL_{i}" for i in range(num_labels)]
