@@ -126,6 +126,10 @@ def test_lm_head_options():
         without.masked_lm_logits(np.zeros((1, 2, 32), np.float32))
     forced = Encoder.from_pretrained(ENCODER_FIXTURES / "bert", lm_head=True)
     assert "cls.predictions.bias" in forced.loading_report.newly_initialized
+    # The ELECTRA discriminator has none (its generator is another model): refused, not faked.
+    assert Encoder.from_pretrained(ENCODER_FIXTURES / "electra").lm_head is None
+    with pytest.raises(ValueError, match="ELECTRA discriminator has no masked-LM head"):
+        Encoder.from_pretrained(ENCODER_FIXTURES / "electra", lm_head=True)
 
 
 def test_lm_head_decoder_is_tied_to_word_embeddings():

@@ -18,9 +18,16 @@ class ElectraEncoder(BertEncoder):
     tied_aliases = ()
     has_pooler = False
     hf_model_class = "ElectraModel"
+    hf_masked_lm_class = ""  # ELECTRA's masked-LM head belongs to its generator, a separate model
     # ElectraClassificationHead applies GELU after its dense layer where tfft's pooler applies tanh.
     hf_sequence_classification_class = ""
     hf_config_keys = {**BertEncoder.hf_config_keys, "embedding_size": "embedding_size"}
+
+    def build_lm_head(self):
+        raise ValueError(
+            "the ELECTRA discriminator has no masked-LM head (ELECTRA's generator is a separate checkpoint); "
+            "build it with lm_head=False"
+        )
 
     def embedding_weight_map(self):
         table = super().embedding_weight_map()
