@@ -130,7 +130,7 @@ def test_skip_drops_and_counts_bad_rows(name, kept, caplog):
     assert len(examples) == kept
     assert examples.skipped.count == 1
     assert examples.skipped.reasons[0].startswith("line ")
-    assert "1 bad rows skipped" in caplog.text and name in caplog.text
+    assert "1 bad row skipped" in caplog.text and name in caplog.text
     assert len(examples.locations) == kept and examples.locations == sorted(examples.locations)
 
 

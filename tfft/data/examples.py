@@ -23,7 +23,8 @@ class SkippedRows:
 
     def __str__(self) -> str:
         more = f"; ... {self.count - len(self.reasons)} more" if self.count > len(self.reasons) else ""
-        return f"{self.count} bad rows skipped" + (": " + "; ".join(self.reasons) + more if self.count else "")
+        rows = "row" if self.count == 1 else "rows"
+        return f"{self.count} bad {rows} skipped" + (": " + "; ".join(self.reasons) + more if self.count else "")
 
 
 @dataclasses.dataclass
