@@ -1,8 +1,13 @@
-"""`tfft train` on bad input: one clear message, exit code 2, no traceback, no run directory."""
+"""`tfft train` end to end: bad input (one clear message, exit code 2, no traceback, no run
+directory), bad rows skipped and counted, and a SIGTERM'd run resumed by the same command."""
 
 import json
+import math
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,10 +27,13 @@ def write_config(tmp_path, checkpoint, train=DATA / "reviews.jsonl", dev=DATA / 
     return path
 
 
-def train(config, *overrides):
+def train_command(config, *overrides):
     sets = [arg for o in overrides for arg in ("--set", o)]
-    return subprocess.run([sys.executable, "-m", "tfft.cli", "train", str(config), "--quiet", *sets],
-                          capture_output=True, text=True, timeout=300)
+    return [sys.executable, "-m", "tfft.cli", "train", str(config), "--quiet", *sets]
+
+
+def train(config, *overrides):
+    return subprocess.run(train_command(config, *overrides), capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +43,8 @@ def train(config, *overrides):
         ({"extra": "  epochs: three\n"}, "'training.epochs' must be int, got 'three'"),
         ({"train": DATA / "bad_malformed.jsonl"}, "bad_malformed.jsonl, line"),
         ({"train": DATA / "bad_missing_column.jsonl"}, "bad_missing_column.jsonl"),
+        ({"train": DATA / "bad_empty_text.jsonl"}, "bad_empty_text.jsonl, line 3: column 'text' is empty"),
+        ({"dev": DATA / "bad_empty_text.csv"}, "bad_empty_text.csv, line 4: column 'text' is empty"),
         ({"dev": DATA / "dev_unseen_label.jsonl"}, "dev_unseen_label.jsonl, line"),
         ({"train": DATA / "no_such_file.jsonl"}, "data.train: file not found"),
     ],
@@ -43,6 +53,7 @@ def test_bad_input_is_one_clear_error(tmp_path, tiny_checkpoint, change, message
     result = train(write_config(tmp_path, tiny_checkpoint, **change))
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
+    assert result.stderr.count("tfft: error:") == 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -81,3 +92,73 @@ def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
 
     again = train(config)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path, tiny_checkpoint):
+    lines = (DATA / "reviews.jsonl").read_text().splitlines()
+    train_file = tmp_path / "train.jsonl"
+    bad = [lines[4][:-7], json.dumps({"text": "", "label": "positive"})]  # lines 5 and 6: cut short, empty text
+    train_file.write_text("\n".join(lines[:4] + bad + lines[4:]) + "\n")
+
+    result = train(write_config(tmp_path, tiny_checkpoint, train=train_file), "data.on_bad_row=skip",
+                   "export.enabled=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Seen with --quiet, once, naming the file and each row.
+    assert result.stderr.count("bad rows skipped") == 1
+    assert f"tfft: {train_file}: 2 bad rows skipped: line 5: malformed JSON" in result.stderr
+    assert "line 6: column 'text' is empty" in result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["skipped_rows"] == {"train": 2}
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_sigterm_then_the_same_command_resumes_to_the_same_step(tmp_path, tiny_checkpoint):
+    rows, epochs, batch_size = 1000, 3, 8
+    lines = (DATA / "reviews.jsonl").read_text().splitlines()
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("\n".join((lines * math.ceil(rows / len(lines)))[:rows]) + "\n")
+    total_steps = epochs * math.ceil(rows / batch_size)  # unbucketed: every batch but an epoch's last is full
+    # Backups every 10 steps; the first lands ~365 steps before the end, seconds of training on any machine.
+    command = train_command(write_config(tmp_path, tiny_checkpoint, train=train_file), f"training.epochs={epochs}",
+                            "training.checkpoint_every_steps=10", "data.bucket_by_length=false",
+                            "export.enabled=false")
+    run = tmp_path / "run"
+
+    log_path = tmp_path / "interrupted.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            # The metadata is written after the weights: once it exists, a whole backup does.
+            backed_up = wait_for(lambda: (run / "backup" / "training_metadata.json").exists()
+                                 or process.poll() is not None, timeout=300)
+            assert backed_up and process.poll() is None, log_path.read_text()[-3000:]
+            process.send_signal(signal.SIGTERM)
+            returncode = process.wait(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log_path.read_text()
+    assert returncode == 128 + signal.SIGTERM, output[-3000:]
+    stopped = re.search(r"tfft: training interrupted by SIGTERM at step (\d+); backup saved in .*; "
+                        r"run the same command to resume", output)
+    assert stopped, output[-3000:]
+    step = int(stopped.group(1))
+    assert 10 <= step < total_steps
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["step"] == step
+    assert not (run / "metrics.json").exists()
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(rf"tfft: resuming from .*: epoch \d+, batch \d+, step {step}\n", resumed.stderr), \
+        resumed.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["steps"] == total_steps
+    assert not (run / "backup").exists()

@@ -8,6 +8,7 @@
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -121,6 +122,27 @@ def build_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _log_to_stderr():
+    """Shows the library's log lines (rows skipped, resuming at step N, interrupted) as `tfft: ...`.
+
+    Without a handler Python prints only warnings, so a resumed run would not say where it resumed.
+    """
+    logger = logging.getLogger("tfft")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tfft: %(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # once, even where the root logger has a handler too
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -129,7 +151,8 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        with _log_to_stderr():
+            return args.run(args)
     except tfft.TfftError as e:
         print(f"tfft: error: {e}", file=sys.stderr)
         return 2

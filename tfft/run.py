@@ -12,7 +12,6 @@ directory is created, so a failed start leaves nothing behind. A run directory h
 """
 
 import dataclasses
-import logging
 import shutil
 from pathlib import Path
 
@@ -23,8 +22,6 @@ import yaml
 
 from tfft.config import RunConfig
 from tfft.errors import ConfigError, TfftError
-
-logger = logging.getLogger("tfft")
 
 TASKS = {
     "single_label_classification": ("single_label", "classification"),
@@ -46,16 +43,13 @@ def _read(path, config, key):
 
     if not Path(path).is_file():
         raise ConfigError(f"data.{key}: file not found: {path}")
-    examples = read_examples(
+    return read_examples(  # logs "N bad rows skipped" itself under on_bad_row: skip
         path,
         text_column=config.data.text_column,
         text_pair_column=config.data.text_pair_column,
         label_column=config.data.label_column,
         on_bad_row=config.data.on_bad_row,
     )
-    if examples.skipped.count:
-        logger.warning("%s: skipped %d bad rows", path, examples.skipped.count)
-    return examples
 
 
 def prepare_data(config: RunConfig):
@@ -154,9 +148,14 @@ def train(config: RunConfig, verbose=1):
                if isinstance(v, (int, float, str, bool))}
     callbacks.append(TensorBoard(run_dir / "tensorboard", update_freq=t.log_every_steps, hparams=hparams,
                                  evaluator=evaluator))
-    model.fit(train_ds, epochs=t.epochs, callbacks=callbacks, verbose=verbose)
+    model.fit(train_ds, epochs=t.epochs, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # train_ds shuffles itself
 
     metrics = {"steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations))}
+    splits = {"train": data.train, "dev": data.dev, "test": data.test}
+    skipped = {split: e.skipped.count for split, e in splits.items() if e is not None and e.skipped.count}
+    if skipped:
+        metrics["skipped_rows"] = skipped
     for split, dataset in (("dev", dev_ds), ("test", test_ds)):
         if dataset is not None:
             metrics[split] = evaluate_dataset(model, dataset, task, data.label_vocab)
