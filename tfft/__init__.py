@@ -6,11 +6,17 @@
     >>> outputs = encoder(tokenizer(["A first sentence.", "Another one."]))
 
 Public names are imported on first use, so `import tfft` (and `tfft --help`) stays fast.
+Importing tfft on a CPU with AVX-512 asks XLA for 512-bit vector code (see `tfft._xla`;
+`TFFT_XLA_CPU_TUNING=0` turns that off).
 """
 
 import importlib
 
+from tfft._xla import tune_cpu_codegen
+
 __version__ = "0.1.0"
+
+tune_cpu_codegen()
 
 _EXPORTS = {
     "Encoder": "tfft.encoders",
