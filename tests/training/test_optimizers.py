@@ -50,15 +50,25 @@ def _momentum(optimizer, variable):
     return next(v for v in optimizer.variables if v.name == name).numpy()
 
 
-@pytest.mark.parametrize("clip", [1.0, None])
+@pytest.mark.parametrize("clip", [1.0, 10.0, None])
 def test_clipping_by_global_norm_and_the_recorded_norm(clip):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     optimizer = create_optimizer(model, 0.1, total_steps=10, weight_decay=0.0, clip_global_norm=clip)
-    kernel = model.trainable_weights[0]
-    optimizer.apply([tf.constant([[3.0], [4.0]])], [kernel])  # Global norm 5.
+    kernel, bias = model.trainable_weights
+    optimizer.apply([tf.constant([[3.0, 0.0], [0.0, 0.0]]), tf.constant([0.0, 4.0])], [kernel, bias])  # Norm 5.
     assert float(optimizer.gradient_norm.numpy()) == pytest.approx(5.0)
-    used = np.array([[0.6], [0.8]]) if clip else np.array([[3.0], [4.0]])
-    np.testing.assert_allclose(_momentum(optimizer, kernel), (1 - 0.9) * used, rtol=1e-6)
+    scale = min(1.0, clip / 5.0) if clip else 1.0
+    np.testing.assert_allclose(_momentum(optimizer, kernel), 0.1 * scale * np.array([[3.0, 0.0], [0.0, 0.0]]), rtol=1e-6)
+    np.testing.assert_allclose(_momentum(optimizer, bias), 0.1 * scale * np.array([0.0, 4.0]), rtol=1e-6)
+
+
+def test_a_non_finite_gradient_norm_poisons_the_clipped_update():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    optimizer = create_optimizer(model, 0.1, total_steps=10, weight_decay=0.0, clip_global_norm=1.0)
+    kernel = model.trainable_weights[0]
+    optimizer.apply([tf.constant([[np.inf], [1.0]])], [kernel])
+    assert not np.isfinite(optimizer.gradient_norm.numpy())
+    assert np.isnan(_momentum(optimizer, kernel)).all()  # as clip_by_global_norm: nothing half-clipped
 
 
 def _fit(accumulation_steps, jit_compile=False, dtype=None, epochs=2):

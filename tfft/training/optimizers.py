@@ -125,12 +125,16 @@ class AdamW(keras.optimizers.AdamW):
 
     def _clip_gradients(self, grads):
         present = [g for g in grads if g is not None]
-        if present:
-            norm = ops.sqrt(
-                ops.sum(ops.stack([ops.sum(ops.square(ops.cast(_densify(g), "float32"))) for g in present]))
-            )
-            self.gradient_norm.assign(norm)
-        return super()._clip_gradients(grads)
+        if not present:
+            return grads
+        norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(ops.cast(_densify(g), "float32"))) for g in present])))
+        self.gradient_norm.assign(norm)
+        if not self.global_clipnorm:
+            return super()._clip_gradients(grads)  # clipnorm / clipvalue, or nothing
+        # The norm just computed, not a second pass over every gradient as Keras would make; a
+        # non-finite norm makes every gradient NaN, as in `clip_by_global_norm`.
+        scale = ops.minimum(1.0, self.global_clipnorm / ops.maximum(norm, 1e-12)) + (norm - norm)
+        return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
 
     def get_config(self):
         return {**super().get_config(), "accumulation_steps": self.accumulation_steps}
