@@ -85,6 +85,16 @@ def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
     assert [r["text"] for r in rows] == ["a fine film", "dull"]
     assert all(r["label"] in ("negative", "positive") for r in rows)
 
+    texts = tmp_path / "texts.txt"  # a file of several batches: JSON lines on stdout, progress on stderr
+    texts.write_text("".join(f"review number {i}\n" for i in range(20)))
+    predicted = subprocess.run([sys.executable, "-m", "tfft.cli", "predict", str(run), "--file", str(texts),
+                                "--batch-size", "8"], capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert [json.loads(line)["text"] for line in predicted.stdout.splitlines()] == [
+        f"review number {i}" for i in range(20)
+    ]
+    assert "20/20" in predicted.stderr
+
     evaluated = subprocess.run([sys.executable, "-m", "tfft.cli", "evaluate", str(run), str(DATA / "reviews.csv")],
                                capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]

@@ -53,7 +53,7 @@ def _evaluate(args):
     from tfft.metrics import format_report
     from tfft.run import evaluate
 
-    print(format_report(evaluate(args.run_dir, args.data)))
+    print(format_report(evaluate(args.run_dir, args.data, verbose=0 if args.quiet else 1)))
     return 0
 
 
@@ -75,8 +75,10 @@ def _predict(args):
     texts = _read_texts(args)
     if not texts:
         raise tfft.TfftError("no texts to predict: give them as arguments, with --file, or on stdin")
-    for text, result in zip(texts, predict(args.run_dir, texts, batch_size=args.batch_size)):
-        print(json.dumps({"text": text, **result}, ensure_ascii=False))
+    results = predict(args.run_dir, texts, batch_size=args.batch_size,
+                      progress=not args.quiet and len(texts) > args.batch_size)
+    for text, result in zip(texts, results):
+        print(json.dumps({"text": text, **result}, ensure_ascii=False), flush=True)
     return 0
 
 
@@ -101,6 +103,7 @@ def build_parser():
     evaluate = commands.add_parser("evaluate", help="metrics of a trained run on a labelled file")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("data", help="a labelled file in the run's format")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="predict labels; prints one JSON line per text")
@@ -108,6 +111,7 @@ def build_parser():
     predict.add_argument("texts", nargs="*", help="texts (default: --file, else one per line on stdin)")
     predict.add_argument("--file", help="a file with one text per line")
     predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser("export", help="write a SavedModel for TF Serving")

@@ -13,6 +13,7 @@ directory is created, so a failed start leaves nothing behind. A run directory h
 
 import dataclasses
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -158,7 +159,7 @@ def train(config: RunConfig, verbose=1):
         metrics["skipped_rows"] = skipped
     for split, dataset in (("dev", dev_ds), ("test", test_ds)):
         if dataset is not None:
-            metrics[split] = evaluate_dataset(model, dataset, task, data.label_vocab)
+            metrics[split] = evaluate_dataset(model, dataset, task, data.label_vocab, verbose=verbose)
             print(f"\n{split} metrics ({getattr(data, split).source}):\n{format_report(metrics[split])}")
     model.save(run_dir / "model.keras")
     if config.export.enabled:
@@ -172,11 +173,12 @@ def train(config: RunConfig, verbose=1):
     return metrics
 
 
-def evaluate_dataset(model, dataset, task, label_vocab):
+def evaluate_dataset(model, dataset, task, label_vocab, verbose=0):
+    """Metrics of `model` on a batched (inputs, labels) dataset; `verbose=1` shows a progress bar."""
     from tfft.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
     labels = np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
-    scores = np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=0), np.float64)
+    scores = np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=verbose), np.float64)
     if task == "classification":
         return classification_metrics(labels, scores, list(label_vocab.names))
     if task == "multilabel":
@@ -203,8 +205,8 @@ def load_run_config(run_dir):
     return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
 
 
-def evaluate(run_dir, data_path):
-    """Metrics of a finished run's model on a labelled file."""
+def evaluate(run_dir, data_path, verbose=0):
+    """Metrics of a finished run's model on a labelled file; `verbose=1` shows a progress bar."""
     from tfft.data import LabelVocab, make_dataset
 
     config = load_run_config(run_dir)
@@ -214,13 +216,23 @@ def evaluate(run_dir, data_path):
     vocab.encode(examples)
     dataset = make_dataset(examples, model.tokenizer, vocab, batch_size=config.training.batch_size,
                            max_length=config.data.max_length)
-    return evaluate_dataset(model, dataset, TASKS[config.model.problem_type][1], vocab)
+    return evaluate_dataset(model, dataset, TASKS[config.model.problem_type][1], vocab, verbose=verbose)
 
 
-def predict(run_dir, texts, text_pairs=None, batch_size=32):
+def predict(run_dir, texts, text_pairs=None, batch_size=32, progress=False):
+    """Yields a finished run's prediction for each text, a batch at a time (see
+    `SequenceClassifier.predict_texts`); `progress=True` shows a progress bar on stderr."""
+    from tqdm import tqdm
+
     config = load_run_config(run_dir)
     model = load_run_model(run_dir)
-    return model.predict_texts(texts, text_pairs, batch_size=batch_size, max_length=config.data.max_length)
+    with tqdm(total=len(texts), unit="text", desc="predict", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(texts), batch_size):
+            pairs = None if text_pairs is None else text_pairs[start : start + batch_size]
+            results = model.predict_texts(texts[start : start + batch_size], pairs, batch_size=batch_size,
+                                          max_length=config.data.max_length)
+            bar.update(len(results))
+            yield from results
 
 
 def export(run_dir, export_dir=None, version=None):
