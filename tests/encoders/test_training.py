@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tests.encoders.conftest import ENCODER_FIXTURES, reference, reference_inputs
 from tfft.encoders import Encoder
+from tfft.encoders.layers import Dropout
 
 
 @pytest.mark.parametrize("name", ["bert_mlm", "albert_mlm", "distilbert", "electra"])
@@ -29,6 +30,24 @@ def test_dropout_only_in_training():
     a, b = (encoder(inputs, training=True)["sequence_output"].numpy() for _ in range(2))
     assert not np.allclose(a, b)
     np.testing.assert_array_equal(encoder(inputs)["sequence_output"], encoder(inputs)["sequence_output"])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])  # 16-bit Philox draws / ThreeFry under XLA
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dropout_masks(jit_compile, dtype):
+    layer = Dropout(0.1, seed=3)
+    x = tf.ones((64, 9, 101), dtype)  # an odd element count
+    step = tf.function(lambda x: layer(x, training=True), jit_compile=jit_compile)
+    first, second = (np.asarray(tf.cast(step(x), "float32")) for _ in range(2))
+    dropped = first == 0
+    assert abs(dropped.mean() - 0.1) < 0.005  # 58176 draws: 5 standard deviations is 0.0062
+    assert (dropped != (second == 0)).any()  # a fresh mask each call
+    np.testing.assert_allclose(first[~dropped], 1 / 0.9, rtol=1e-2 if dtype == "bfloat16" else 1e-4)
+    with tf.GradientTape() as tape:
+        x = tf.Variable(tf.ones((8, 33)))
+        y = layer(x, training=True)
+    gradient = tape.gradient(y, x).numpy()  # the gradient is the same mask and scale
+    np.testing.assert_allclose(gradient, y.numpy(), rtol=1e-6)
 
 
 def test_fit_reduces_loss():

