@@ -104,6 +104,16 @@ def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
 
 
+def test_progress_into_a_pipe_is_a_line_per_epoch(tmp_path, tiny_checkpoint):
+    command = [arg for arg in train_command(write_config(tmp_path, tiny_checkpoint), "training.epochs=2",
+                                            "export.enabled=false") if arg != "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 1/2" in result.stdout and "Epoch 2/2" in result.stdout
+    assert "\r" not in result.stdout and "\b" not in result.stdout  # no live-bar redraws in a log file
+    assert len(result.stdout.splitlines()) < 60, result.stdout
+
+
 def test_bad_rows_are_skipped_and_counted(tmp_path, tiny_checkpoint):
     lines = (DATA / "reviews.jsonl").read_text().splitlines()
     train_file = tmp_path / "train.jsonl"

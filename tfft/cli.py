@@ -41,11 +41,19 @@ def _inspect(args):
     return 0
 
 
+def _verbosity(args):
+    """Keras verbosity: a live progress bar on a terminal, one line per epoch into a file or pipe
+    (a live bar there is thousands of redrawn lines), nothing with --quiet."""
+    if args.quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
 def _train(args):
     from tfft.config import load_config
     from tfft.run import train
 
-    train(load_config(args.config, args.set), verbose=0 if args.quiet else 1)
+    train(load_config(args.config, args.set), verbose=_verbosity(args))
     return 0
 
 
@@ -53,7 +61,7 @@ def _evaluate(args):
     from tfft.metrics import format_report
     from tfft.run import evaluate
 
-    print(format_report(evaluate(args.run_dir, args.data, verbose=0 if args.quiet else 1)))
+    print(format_report(evaluate(args.run_dir, args.data, verbose=_verbosity(args))))
     return 0
 
 
@@ -97,7 +105,8 @@ def build_parser():
     train.add_argument("config", help="a YAML run config (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set training.epochs=1 (repeatable)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress output (default: a progress bar on a terminal, a line per epoch otherwise)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a trained run on a labelled file")
