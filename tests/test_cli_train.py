@@ -140,15 +140,29 @@ def wait_for(condition, timeout):
     return True
 
 
-def test_sigterm_then_the_same_command_resumes_to_the_same_step(tmp_path, tiny_checkpoint):
+def steps_per_epoch(train_file, checkpoint, batch_size, bucket):
+    """Batches per epoch of the pipeline `tfft train` builds (bucketing makes a partial batch per bucket)."""
+    from tfft.data import LabelVocab, make_dataset, read_examples
+    from tfft.tokenizers import Tokenizer
+
+    examples = read_examples(train_file)
+    dataset = make_dataset(examples, Tokenizer.from_pretrained(checkpoint), LabelVocab.from_examples(examples),
+                           batch_size=batch_size, shuffle=True, bucket_boundaries="auto" if bucket else None)
+    return int(dataset.cardinality())
+
+
+@pytest.mark.parametrize("bucket", [False, True], ids=["unbucketed", "bucketed"])
+def test_sigterm_then_the_same_command_resumes_to_the_same_step(tmp_path, tiny_checkpoint, bucket):
     rows, epochs, batch_size = 1000, 3, 8
     lines = (DATA / "reviews.jsonl").read_text().splitlines()
     train_file = tmp_path / "train.jsonl"
     train_file.write_text("\n".join((lines * math.ceil(rows / len(lines)))[:rows]) + "\n")
-    total_steps = epochs * math.ceil(rows / batch_size)  # unbucketed: every batch but an epoch's last is full
+    total_steps = epochs * steps_per_epoch(train_file, tiny_checkpoint, batch_size, bucket)
+    if not bucket:
+        assert total_steps == epochs * math.ceil(rows / batch_size)
     # Backups every 10 steps; the first lands ~365 steps before the end, seconds of training on any machine.
     command = train_command(write_config(tmp_path, tiny_checkpoint, train=train_file), f"training.epochs={epochs}",
-                            "training.checkpoint_every_steps=10", "data.bucket_by_length=false",
+                            "training.checkpoint_every_steps=10", f"data.bucket_by_length={str(bucket).lower()}",
                             "export.enabled=false")
     run = tmp_path / "run"
 
