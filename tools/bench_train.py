@@ -225,13 +225,12 @@ class Worker:
         self.process.wait(timeout=60)
 
 
-def run_precision(args, precision, checkpoint):
+def run_precision(args, precision):
     """Times every system at one precision; returns result rows."""
     specs = [(f"tfft jit {jit}", "tfft", jit) for jit in args.tfft_jit] + [("torch eager", "torch", "off")]
     workers = []
     for label, system, jit in specs:  # start one at a time: loading contends for the CPU too
-        workers.append(Worker(label, system, argparse.Namespace(**{**vars(args), "checkpoint": checkpoint}),
-                              precision, jit).ready())
+        workers.append(Worker(label, system, args, precision, jit).ready())
     for worker in workers:
         for _ in range(args.warmup - 1):
             worker.ask("step")
@@ -280,13 +279,13 @@ def main(argv=None):
         return
     from tfft.hub import resolve_pretrained_dir  # no TensorFlow import in the driver
 
-    checkpoint = str(resolve_pretrained_dir(args.checkpoint))
+    args.checkpoint = str(resolve_pretrained_dir(args.checkpoint))  # workers get the local directory
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"checkpoint {checkpoint}\nbatch {args.batch_size}, seq {args.seq_len}, {cores} usable CPU cores, "
+    print(f"checkpoint {args.checkpoint}\nbatch {args.batch_size}, seq {args.seq_len}, {cores} usable CPU cores, "
           f"median of {args.repeats} interleaved timed steps after {args.warmup} warm-up; ratio = vs torch eager")
     rows = []
     for precision in args.precision:
-        precision_rows = run_precision(args, precision, checkpoint)
+        precision_rows = run_precision(args, precision)
         for row in precision_rows:
             print(f"  {precision} {row['system']}: {row['info']['framework']}, computes in {row['info']['compute_dtype']}")
         rows += precision_rows
