@@ -170,8 +170,10 @@ def test_pytorch_bin_without_torch_explains(tmp_path, monkeypatch):
         load_state_dict(tmp_path)
 
 
+@pytest.mark.requires("torch")
 def test_pytorch_bin_loads_with_torch(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.save(
         {
             "w": torch.tensor([[1.0, -2.5], [0.15625, 3.0]], dtype=torch.bfloat16),
@@ -191,8 +193,10 @@ def test_pytorch_bin_loads_with_torch(tmp_path):
     )
 
 
+@pytest.mark.requires("torch")
 def test_sharded_pytorch_bin_loads_with_torch(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.save({"a": torch.ones(2)}, tmp_path / "pytorch_model-00001-of-00002.bin")
     torch.save({"b": torch.zeros(3)}, tmp_path / "pytorch_model-00002-of-00002.bin")
     weight_map = {"a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}
@@ -208,8 +212,10 @@ class _RunsCodeWhenUnpickled:
         return (os.mkdir, (self.marker,))
 
 
+@pytest.mark.requires("torch")
 def test_pytorch_bin_with_pickled_code_is_refused(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     marker = tmp_path / "code_ran"
     torch.save({"w": torch.ones(2), "payload": _RunsCodeWhenUnpickled(str(marker))}, tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="pytorch_model.bin"):

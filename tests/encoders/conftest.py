@@ -7,6 +7,12 @@ from tests.conftest import FIXTURES
 
 ENCODER_FIXTURES = FIXTURES / "encoders"
 ALL = sorted(p.name for p in ENCODER_FIXTURES.iterdir() if (p / "config.json").is_file())
+
+
+def fixture_params(names):
+    """`names` as pytest params; those with only PyTorch weights (`bert_bin`) need torch to load."""
+    return [pytest.param(name, marks=pytest.mark.requires("torch"))
+            if not any((ENCODER_FIXTURES / name).glob("*.safetensors*")) else name for name in names]
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 

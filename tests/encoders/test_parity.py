@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.encoders.conftest import ALL, ENCODER_FIXTURES, reference, reference_inputs
+from tests.encoders.conftest import ALL, ENCODER_FIXTURES, fixture_params, reference, reference_inputs
 from tfft.encoders import Encoder
 
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", params=ALL)
+@pytest.fixture(scope="module", params=fixture_params(ALL))
 def loaded(request):
     name = request.param
     return name, Encoder.from_pretrained(ENCODER_FIXTURES / name), reference(name)

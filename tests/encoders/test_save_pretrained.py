@@ -35,8 +35,9 @@ def test_saved_config_names_transformers_class(tmp_path):
 
 
 def _torch_outputs(path, inputs, masked_lm):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     auto = transformers.AutoModelForMaskedLM if masked_lm else transformers.AutoModel
     model = auto.from_pretrained(path, attn_implementation="eager").eval()
     if model.config.model_type == "distilbert":  # takes no token types
@@ -46,6 +47,7 @@ def _torch_outputs(path, inputs, masked_lm):
     return out
 
 
+@pytest.mark.requires("torch")
 @pytest.mark.parametrize("name", SAVED)
 def test_transformers_loads_saved_checkpoint(name, tmp_path):
     encoder = Encoder.from_pretrained(ENCODER_FIXTURES / name)
@@ -60,6 +62,7 @@ def test_transformers_loads_saved_checkpoint(name, tmp_path):
         np.testing.assert_allclose(theirs.last_hidden_state.numpy(), ours, atol=1e-5)
 
 
+@pytest.mark.requires("torch")
 def test_encoder_from_scratch_saves_for_transformers(tmp_path):
     config = EncoderConfig(model_type="bert", vocab_size=50, hidden_size=16, num_layers=1, num_heads=2,
                            intermediate_size=24, max_position_embeddings=20)

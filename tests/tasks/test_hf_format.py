@@ -28,8 +28,9 @@ def logits(model, name):
 
 
 def torch_logits(path, name):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
         path, attn_implementation="eager", output_loading_info=True
     )
@@ -40,6 +41,7 @@ def torch_logits(path, name):
     return out.logits.numpy(), model.config
 
 
+@pytest.mark.requires("torch")
 @pytest.mark.parametrize("name", SUPPORTED)
 def test_transformers_loads_saved_classifier(name, tmp_path):
     model = classifier(name)
@@ -98,9 +100,11 @@ def test_tokenizer_is_saved_with_the_model(tiny_checkpoint, tmp_path):
         np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-6)
 
 
+@pytest.mark.requires("torch")
 def test_loads_head_saved_by_transformers(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     config = transformers.AutoConfig.from_pretrained(ENCODER_FIXTURES / "roberta", id2label=dict(enumerate(LABELS)))
     torch.manual_seed(0)
     theirs = transformers.AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
