@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tests.conftest import FIXTURES
@@ -104,14 +105,21 @@ def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
 
 
-def test_progress_into_a_pipe_is_a_line_per_epoch(tmp_path, tiny_checkpoint):
+def test_progress_into_a_pipe_is_a_line_every_n_steps(tmp_path, tiny_checkpoint):
     command = [arg for arg in train_command(write_config(tmp_path, tiny_checkpoint), "training.epochs=2",
-                                            "export.enabled=false") if arg != "--quiet"]
+                                            "training.log_every_steps=3", "export.enabled=false")
+               if arg != "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Epoch 1/2" in result.stdout and "Epoch 2/2" in result.stdout
     assert "\r" not in result.stdout and "\b" not in result.stdout  # no live-bar redraws in a log file
-    assert len(result.stdout.splitlines()) < 60, result.stdout
+    steps = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    total = json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"]
+    assert [int(line.split()[1].split("/")[0]) for line in steps] == list(range(3, total + 1, 3))
+    assert all(f"/{total} (epoch " in line and " examples/s" in line and "loss " in line for line in steps)
+    assert "ETA " in steps[0]
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" done")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert all("val_accuracy " in line for line in epochs)  # dev metrics of that epoch
 
 
 def test_bad_rows_are_skipped_and_counted(tmp_path, tiny_checkpoint):
@@ -196,3 +204,30 @@ def test_sigterm_then_the_same_command_resumes_to_the_same_step(tmp_path, tiny_c
         resumed.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["steps"] == total_steps
     assert not (run / "backup").exists()
+
+
+def test_sentence_pairs_train_predict_and_export_both_strings(tmp_path, tiny_checkpoint):
+    pairs = DATA / "review_pairs.jsonl"
+    result = train(write_config(tmp_path, tiny_checkpoint, train=pairs, dev=pairs), "data.text_pair_column=text_pair")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    predicted = subprocess.run(
+        [sys.executable, "-m", "tfft.cli", "predict", str(run), '{"text": "A fine film.", "text_pair": "Dull."}',
+         "A fine film."], capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 2  # the second input has no text_pair: one clear error, nothing printed
+    assert "argument 2: 'text_pair' must be a non-empty string" in predicted.stderr and not predicted.stdout
+    predicted = subprocess.run(
+        [sys.executable, "-m", "tfft.cli", "predict", str(run), '{"text": "A fine film.", "text_pair": "Dull."}'],
+        capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    (row,) = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert row["text_pair"] == "Dull." and row["label"] in ("same", "different")
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    loaded = tf.saved_model.load(str(run / "export" / "1"))
+    signature = loaded.signatures["serving_default"]
+    assert sorted(signature.structured_input_signature[1]) == ["text", "text_pair"]
+    served = signature(text=tf.constant(["A fine film."]), text_pair=tf.constant(["Dull."]))
+    np.testing.assert_allclose(served["probabilities"].numpy()[0], list(row["probabilities"].values()), atol=1e-5)

@@ -2,7 +2,7 @@
 
     tfft train CONFIG [--set key=value ...]    fine-tune, evaluate, save and export a run
     tfft evaluate RUN_DIR DATA_FILE            metrics of a run's model on a labelled file
-    tfft predict RUN_DIR [TEXT ...]            labels for texts (arguments, --file, or stdin)
+    tfft predict RUN_DIR [INPUT ...]           predictions (arguments, --file, or stdin; text or JSON)
     tfft export RUN_DIR [--export-dir D]       SavedModel for TF Serving
     tfft inspect CHECKPOINT                    architecture, loading report and tokenizer
 """
@@ -42,8 +42,8 @@ def _inspect(args):
 
 
 def _verbosity(args):
-    """Keras verbosity: a live progress bar on a terminal, one line per epoch into a file or pipe
-    (a live bar there is thousands of redrawn lines), nothing with --quiet."""
+    """A live progress bar on a terminal (1); into a file or pipe, where a live bar is thousands of
+    redrawn lines, a line every `training.log_every_steps` steps and per epoch (2); nothing with --quiet."""
     if args.quiet:
         return 0
     return 1 if sys.stdout.isatty() else 2
@@ -58,35 +58,40 @@ def _train(args):
 
 
 def _evaluate(args):
-    from tfft.metrics import format_report
-    from tfft.run import evaluate
+    from tfft.run import evaluate, load_run_task
 
-    print(format_report(evaluate(args.run_dir, args.data, verbose=_verbosity(args))))
+    metrics = evaluate(args.run_dir, args.data, verbose=_verbosity(args))
+    print(load_run_task(args.run_dir).format_report(metrics))
     return 0
 
 
-def _read_texts(args):
-    if args.texts:
-        return args.texts
+def _read_inputs(args):
+    """(inputs, where each came from): arguments, the lines of --file, or the lines of stdin."""
+    if args.inputs:
+        return args.inputs, [f"argument {i + 1}" for i in range(len(args.inputs))]
     if args.file:
         try:
             with open(args.file, encoding="utf-8") as f:
-                return [line.rstrip("\n") for line in f if line.strip()]
+                lines = list(enumerate(f, start=1))
         except OSError as e:
             raise tfft.TfftError(f"cannot read {args.file}: {e.strerror}") from None
-    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        source = args.file
+    else:
+        lines, source = list(enumerate(sys.stdin, start=1)), "stdin"
+    lines = [(number, line.rstrip("\n")) for number, line in lines if line.strip()]
+    return [line for _, line in lines], [f"{source}, line {number}" for number, _ in lines]
 
 
 def _predict(args):
     from tfft.run import predict
 
-    texts = _read_texts(args)
-    if not texts:
-        raise tfft.TfftError("no texts to predict: give them as arguments, with --file, or on stdin")
-    results = predict(args.run_dir, texts, batch_size=args.batch_size,
-                      progress=not args.quiet and len(texts) > args.batch_size)
-    for text, result in zip(texts, results):
-        print(json.dumps({"text": text, **result}, ensure_ascii=False), flush=True)
+    inputs, locations = _read_inputs(args)
+    if not inputs:
+        raise tfft.TfftError("nothing to predict: give inputs as arguments, with --file, or on stdin")
+    results = predict(args.run_dir, inputs, batch_size=args.batch_size, locations=locations,
+                      progress=not args.quiet and len(inputs) > args.batch_size)
+    for record, result in results:
+        print(json.dumps({**record, **result}, ensure_ascii=False), flush=True)
     return 0
 
 
@@ -115,10 +120,12 @@ def build_parser():
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="predict labels; prints one JSON line per text")
+    predict = commands.add_parser("predict", help="predict; prints one JSON line per input")
     predict.add_argument("run_dir")
-    predict.add_argument("texts", nargs="*", help="texts (default: --file, else one per line on stdin)")
-    predict.add_argument("--file", help="a file with one text per line")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT",
+                         help="plain text, or a JSON object with the task's fields, e.g. "
+                              '\'{"question": ..., "context": ...}\' (default: --file, else one per line on stdin)')
+    predict.add_argument("--file", help="a file with one input per line")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
     predict.set_defaults(run=_predict)

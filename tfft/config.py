@@ -26,28 +26,22 @@ def field(default=dataclasses.MISSING, *, help, choices=None, default_factory=da
 
 @dataclasses.dataclass
 class ModelConfig:
+    """The `model:` section every task shares; a task's own config class adds its head's fields."""
+
     checkpoint: str = field(help="Pretrained checkpoint: a directory, a hub id, or 'package:NAME/SUBDIR'.")
-    pooling: str = field("pooler", help="Sentence vector for the head.", choices=("pooler", "cls", "mean"))
     dropout: float | None = field(None, help="Dropout before the head; default the encoder's.")
-    problem_type: str = field(
-        "single_label_classification",
-        help="Loss and outputs.",
-        choices=("single_label_classification", "multi_label_classification", "regression"),
-    )
-    labels: list[str] | None = field(None, help="Label names in id order; default: sorted training labels.")
 
 
 @dataclasses.dataclass
 class DataConfig:
-    train: str = field(help="Training file (.jsonl, .csv, .tsv, .tfrecord).")
+    """The `data:` section every task shares; a task's own config class adds its columns and options."""
+
+    train: str = field(help="Training file.")
     dev: str | None = field(None, help="Dev file for model selection and early stopping.")
     test: str | None = field(None, help="Test file, evaluated once with the best model.")
-    text_column: str = field("text", help="Column or key of the text.")
-    text_pair_column: str | None = field(None, help="Column of the second text, for pair tasks.")
-    label_column: str = field("label", help="Column of the label (a list for multi-label).")
     max_length: int = field(128, help="Truncate tokenized inputs to this many tokens.")
     on_bad_row: str = field("error", help="Bad rows stop the run or are skipped and counted.", choices=("error", "skip"))
-    bucket_by_length: bool = field(True, help="Batch texts of similar length together (less padding).")
+    bucket_by_length: bool = field(True, help="Batch inputs of similar length together (less padding).")
 
 
 @dataclasses.dataclass
@@ -65,9 +59,11 @@ class TrainingConfig:
     )
     jit_compile: bool = field(False, help="Compile train and eval steps with XLA.")
     seed: int = field(42, help="Seed for weights of the head, dropout and shuffling.")
-    monitor: str = field("val_accuracy", help="Dev metric that picks the best epoch.")
+    monitor: str | None = field(None, help="Dev metric that picks the best epoch; default the task's "
+                                         "(val_accuracy for classification, val_f1 for NER and QA).")
     early_stopping_patience: int | None = field(None, help="Stop after this many epochs without improvement.")
-    log_every_steps: int = field(50, help="TensorBoard scalars every N steps.")
+    log_every_steps: int = field(50, help="TensorBoard scalars every N steps, and a progress line every N steps "
+                                          "when stdout is not a terminal.")
     checkpoint_every_steps: int = field(100, help="Save a resumable checkpoint every N steps.")
     distribute: str | None = field(
         None, help="tf.distribute strategy.", choices=(None, "mirrored", "multi_worker_mirrored")
@@ -83,13 +79,15 @@ class ExportConfig:
 @dataclasses.dataclass
 class RunConfig:
     run_dir: str = field(help="Where the run writes its config, checkpoints, logs, metrics and export.")
-    model: ModelConfig = field(help="The pretrained encoder and the task head.")
-    data: DataConfig = field(help="Data files and how to read them.")
+    model: ModelConfig = field(help="The pretrained encoder and the task head (fields depend on the task).")
+    data: DataConfig = field(help="Data files and how to read them (fields depend on the task).")
+    task: str = field("text_classification", help="The task: text_classification, token_classification, ...")
     training: TrainingConfig = field(default_factory=TrainingConfig, help="Optimizer and loop.")
     export: ExportConfig = field(default_factory=ExportConfig, help="SavedModel export.")
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        return {"task": values.pop("task"), **values}
 
 
 def _type_name(annotation):
@@ -133,9 +131,9 @@ def _check_value(value, annotation, key, source):
     return value
 
 
-def _from_dict(cls, values, source, prefix=""):
+def _from_dict(cls, values, source, prefix="", types_of=None):
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = {**typing.get_type_hints(cls), **(types_of or {})}
     for key in values:
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
@@ -187,8 +185,15 @@ def load_config(path, overrides=()):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     for assignment in overrides:
         apply_override(values, assignment)
-    return _from_dict(RunConfig, values, source=str(path))
+    return config_from_dict(values, source=str(path))
 
 
 def config_from_dict(values, source="config"):
-    return _from_dict(RunConfig, values, source=source)
+    """A `RunConfig` whose `model` and `data` sections are typed by the task the config names."""
+    from tfft.tasks import get_task
+
+    name = values.get("task", RunConfig.task)
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: 'task' must be str, got {name!r}")
+    task = get_task(name, source)
+    return _from_dict(RunConfig, values, source, types_of={"model": task.model_config, "data": task.data_config})

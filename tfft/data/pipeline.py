@@ -104,9 +104,35 @@ def make_dataset(examples: Examples, tokenizer, label_vocab: LabelVocab | None =
         raise DataError(f"{examples.source}: no examples to make a dataset from")
     targets = label_vocab.encode(examples) if label_vocab is not None else None
     rows = tokenize_rows(examples, tokenizer, max_length=max_length)
+    return batch_token_rows(rows, targets, pad_id=tokenizer.pad_token_id, batch_size=batch_size, shuffle=shuffle,
+                            seed=seed, bucket_boundaries=bucket_boundaries, cache=cache,
+                            drop_remainder=drop_remainder, source=examples.source)
+
+
+def rows_from_arrays(input_ids, token_type_ids) -> TokenizedRows:
+    """`TokenizedRows` from one int array per row (e.g. token-classification windows)."""
+    lengths = np.asarray([len(row) for row in input_ids], np.int32)
+    return TokenizedRows(np.concatenate(input_ids).astype(np.int32) if len(input_ids) else np.zeros(0, np.int32),
+                         np.concatenate(token_type_ids).astype(np.int32) if len(input_ids) else np.zeros(0, np.int32),
+                         lengths)
+
+
+def batch_token_rows(rows: TokenizedRows, targets=None, *, pad_id: int | None, batch_size: int,
+                     shuffle: bool = False, seed: int = 0, bucket_boundaries: list[int] | str | None = None,
+                     cache: bool = True, drop_remainder: bool = False, target_padding=0,
+                     source: str = "data") -> tf.data.Dataset:
+    """Batches tokenized rows (and their targets) as `make_dataset` does; every task's pipeline ends here.
+
+    targets: None, an array with one entry per row, or a list of 1-D arrays, one per row with one
+    value per token (token labels), padded with `target_padding` like the ids.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not len(rows.lengths):
+        raise DataError(f"{source}: no examples to make a dataset from")
     if bucket_boundaries == "auto":
         bucket_boundaries = auto_bucket_boundaries(rows.lengths, batch_size)
-        logger.debug("%s: bucket boundaries %s", examples.source, bucket_boundaries)
+        logger.debug("%s: bucket boundaries %s", source, bucket_boundaries)
     elif isinstance(bucket_boundaries, str):
         raise DataError(f"bucket_boundaries must be a list of lengths, 'auto' or None, got {bucket_boundaries!r}")
     boundaries = sorted(int(b) for b in bucket_boundaries or ())
@@ -117,17 +143,19 @@ def make_dataset(examples: Examples, tokenizer, label_vocab: LabelVocab | None =
         "input_ids": tf.RaggedTensor.from_row_lengths(rows.input_ids, rows.lengths),
         "token_type_ids": tf.RaggedTensor.from_row_lengths(rows.token_type_ids, rows.lengths),
     }
+    if isinstance(targets, list):  # one value per token
+        targets = tf.RaggedTensor.from_row_lengths(np.concatenate(targets), [len(t) for t in targets])
     ds = tf.data.Dataset.from_tensor_slices(features if targets is None else (features, targets))
     ds = ds.map(_with_attention_mask)
     if cache:
         ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(rows.lengths), seed=seed, reshuffle_each_iteration=True)
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # masked out either way
+    pad_id = pad_id if pad_id is not None else 0  # masked out either way
     padding = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
     if targets is not None:
-        padding = (padding, tf.constant(0, tf.as_dtype(targets.dtype)))
+        padding = (padding, tf.constant(target_padding, targets.dtype))
     if boundaries:
         ds = ds.bucket_by_sequence_length(
             _row_length, boundaries, [batch_size] * (len(boundaries) + 1), padding_values=padding,

@@ -244,6 +244,56 @@ class SequenceClassifier(keras.Model):
             return {"label": [n for n, p in probabilities.items() if p >= threshold], "probabilities": probabilities}
         return {"label": self.labels[int(np.argmax(row))], "probabilities": probabilities}
 
+    # --- export -------------------------------------------------------------------------------
+
+    def serving_outputs(self, logits):
+        """The exported outputs: `labels` (names; multi-label: comma-joined; regression: the value
+        as text), `probabilities` and `logits`."""
+        import tensorflow as tf
+
+        probabilities = self.probabilities(logits)
+        names = tf.constant(self.labels)
+        if self.problem_type == "single_label_classification":
+            labels = tf.gather(names, tf.argmax(probabilities, axis=-1))
+        elif self.problem_type == "multi_label_classification":
+            chosen = tf.where(probabilities >= 0.5, names[None, :], tf.constant(""))
+            joined = tf.strings.reduce_join(chosen, axis=-1, separator=",")
+            # Drop the separators of unchosen labels (RE2 has no lookahead): collapse runs, trim ends.
+            labels = tf.strings.regex_replace(tf.strings.regex_replace(joined, ",+", ","), "^,|,$", "")
+        else:
+            labels = tf.strings.as_string(probabilities[:, 0])
+        return {"labels": labels, "probabilities": probabilities, "logits": tf.cast(logits, tf.float32)}
+
+    def serving_signatures(self, max_length):
+        """Export signatures (see `tfft.export_saved_model`):
+
+            serving_default(text[, text_pair]) -> labels (string), probabilities, logits
+            serve_ids(input_ids, attention_mask, token_type_ids) -> the same outputs
+        """
+        import tensorflow as tf
+
+        from tfft.export.saved_model import ids_signature
+
+        tokenizer = self.tokenizer.as_keras_layer(max_length=max_length)
+
+        def serve_ids(input_ids, attention_mask, token_type_ids):
+            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            return self.serving_outputs(self(features, training=False))
+
+        text_spec = [tf.TensorSpec([None], tf.string, name="text")]
+        if self.text_pair:
+            text_spec.append(tf.TensorSpec([None], tf.string, name="text_pair"))
+
+            def serve_text(text, text_pair):
+                return self.serving_outputs(self(tokenizer(text, text_pair), training=False))
+        else:
+
+            def serve_text(text):
+                return self.serving_outputs(self(tokenizer(text), training=False))
+
+        endpoints = {"serving_default": (serve_text, text_spec), "serve_ids": (serve_ids, ids_signature())}
+        return endpoints, [tokenizer]
+
     # --- saving -------------------------------------------------------------------------------
 
     def save_pretrained(self, save_dir):

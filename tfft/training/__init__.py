@@ -7,6 +7,7 @@
 - `DevEvaluator`: dev metrics from `tfft.metrics` each epoch, into the logs and metrics.json.
 - `BestCheckpoint`: best weights by a dev metric, early stopping.
 - `TensorBoard`: loss, metrics, learning rate, gradient norm, hparams, confusion matrix.
+- `ProgressLogger`: a progress line every N steps (step, loss, examples/s, ETA), for logs and pipes.
 
 A run's callbacks, in this order:
 
@@ -29,6 +30,7 @@ from tfft.training.optimizers import (
     no_decay_variables,
     recommended_mixed_precision,
 )
+from tfft.training.progress import ProgressLogger
 from tfft.training.resume import BackupAndResume, TrainingInterrupted
 from tfft.training.schedules import WarmupCosineDecay, WarmupLinearDecay, warmup_schedule
 from tfft.training.tensorboard import TensorBoard, confusion_matrix_image
@@ -39,6 +41,7 @@ __all__ = [
     "BestCheckpoint",
     "DevEvaluator",
     "LossScaleOptimizer",
+    "ProgressLogger",
     "TensorBoard",
     "TrainingInterrupted",
     "WarmupCosineDecay",

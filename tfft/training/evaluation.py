@@ -37,6 +37,11 @@ class DevEvaluator(keras.callbacks.Callback):
         >>> dev = DevEvaluator((dev_x, dev_y), "classification", label_names=["neg", "pos"], output_dir=run_dir)
         >>> model.fit(train, callbacks=[dev, BestCheckpoint(run_dir / "best", monitor="val_macro_f1")])
 
+    Any task's metrics (entity F1 for NER, exact match for QA) come in through `metrics_fn`:
+
+        >>> dev = DevEvaluator(metrics_fn=lambda model: task.evaluate(model, dev_examples),
+        ...                    scalars_fn=task.scalar_metrics)
+
     Args:
         data: `(x, y)` arrays, or a `tf.data.Dataset` of `(x, y)` batches (read once for labels).
         task: "classification" (y: class indices), "multilabel" (y: 0/1 matrix) or "regression".
@@ -47,11 +52,14 @@ class DevEvaluator(keras.callbacks.Callback):
         output_dir: where to write metrics.json (None: not written).
         batch_size: prediction batch size for array data.
         verbose: print the report after each evaluation; "auto"/1 also shows a progress bar.
+        metrics_fn: instead of `data` and `task`: a function of the model returning a metrics dict.
+        scalars_fn: the dict's headline numbers for the logs (default `tfft.metrics.scalar_metrics`).
+        report_fn: formats the dict for `verbose` (default `tfft.metrics.format_report`).
     """
 
     def __init__(
         self,
-        data,
+        data=None,
         task="classification",
         label_names=None,
         threshold=0.5,
@@ -60,8 +68,19 @@ class DevEvaluator(keras.callbacks.Callback):
         output_dir=None,
         batch_size=32,
         verbose=0,
+        metrics_fn=None,
+        scalars_fn=scalar_metrics,
+        report_fn=format_report,
     ):
         super().__init__()
+        self.metrics_fn, self.scalars_fn, self.report_fn = metrics_fn, scalars_fn, report_fn
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.verbose = verbose
+        self.latest = None
+        if metrics_fn is not None:
+            if data is not None:
+                raise ValueError("give DevEvaluator either data (with task) or metrics_fn, not both")
+            return
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if isinstance(data, tf.data.Dataset):
@@ -75,10 +94,7 @@ class DevEvaluator(keras.callbacks.Callback):
         self.threshold = threshold
         self.from_logits = from_logits
         self.output = output
-        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.batch_size = batch_size
-        self.verbose = verbose
-        self.latest = None
 
     def predict(self):
         is_dataset = isinstance(self._inputs, tf.data.Dataset)
@@ -95,6 +111,8 @@ class DevEvaluator(keras.callbacks.Callback):
 
     def evaluate(self):
         """Runs the model on the dev data; returns the metrics dict."""
+        if self.metrics_fn is not None:
+            return self.metrics_fn(self.model)
         scores = self.predict()
         if self.task == "classification":
             return classification_metrics(self._labels, scores, self.label_names)
@@ -109,8 +127,8 @@ class DevEvaluator(keras.callbacks.Callback):
         metrics["step"] = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         self.latest = metrics
         if logs is not None:
-            logs.update({f"val_{name}": value for name, value in scalar_metrics(metrics).items()})
+            logs.update({f"val_{name}": value for name, value in self.scalars_fn(metrics).items()})
         if self.output_dir is not None:
             save_metrics(metrics, self.output_dir / "metrics.json")
         if self.verbose:
-            print(f"\nDev metrics after epoch {epoch + 1}:\n{format_report(metrics)}\n")
+            print(f"\nDev metrics after epoch {epoch + 1}:\n{self.report_fn(metrics)}\n")
