@@ -138,6 +138,9 @@ def pytest_runtest_protocol(item, nextitem):
     for data in reports:
         report = config.hook.pytest_report_from_serializable(config=config, data=data)
         item.ihook.pytest_runtest_logreport(report=report)
+    # Tear down what the next test does not share (module fixtures of the test before), as
+    # pytest's own protocol would have.
+    item.session._setupstate.teardown_exact(nextitem)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 
