@@ -40,14 +40,28 @@ def loaded(fixture_name):
 # Truncation itself is HF's here (the in-graph tests run every setting); these check the wrapping.
 @pytest.mark.parametrize("pair, max_length", [(False, None), (False, 5), (True, None), (True, "minimum")])
 def test_corpus_matches_hf(fixture_name, loaded, text_pairs, pair, max_length):
-    """ids, attention mask, token types and character offsets equal HF's on every text (or pair)."""
+    """ids, attention mask, token types, character offsets, word and sequence ids equal HF's on every text (or pair)."""
     tok, _ = loaded
     directory = str(TOKENIZERS / fixture_name)
     max_length = resolve_max_length(directory, pair, max_length)
     first, second = text_pairs
-    got = tok(first, second if pair else None, max_length=max_length, return_offsets=True)
+    got = tok(first, second if pair else None, max_length=max_length, return_offsets=True, return_words=True)
     bad = mismatched_rows(reference(directory, pair, max_length), got, tok.pad_token_id)
     assert not bad, describe(bad, first, second if pair else None)
+
+
+def test_split_words_match_word_ids(loaded, texts):
+    """Word i of split_words spans from the first to the last token with word id i; every word has a token."""
+    tok, _ = loaded
+    specials = " ".join(t for t in (tok.hf_tokenizer.cls_token, tok.hf_tokenizer.sep_token) if t)
+    texts = list(texts) + [f"{specials} a{specials}b", "", " \u200b ", "\x00x\ufffd"]
+    batch = tok(texts, return_offsets=True, return_words=True)
+    words = tok.split_words(texts)
+    assert len(words) == len(texts) and tok.split_words(texts[0]) == words[:1]
+    for i, spans in enumerate(words):
+        ids, offsets = batch["word_ids"][i], batch["offsets"][i]
+        got = [(offsets[ids == w][0, 0], offsets[ids == w][-1, 1]) for w in range(len(spans))]
+        assert got == spans and ids.max(initial=-1) == len(spans) - 1, describe([i], texts)
 
 
 def test_truncation_respects_max_length(loaded, text_pairs):
@@ -87,9 +101,10 @@ def test_save_pretrained_round_trip(name, text_pairs, tmp_path):
 
 def test_empty_batch_and_single_string():
     tok = Tokenizer.from_pretrained(TOKENIZERS / "bert_uncased")
-    empty = tok([], return_offsets=True)
+    empty = tok([], return_offsets=True, return_words=True)
     assert {k: v.shape for k, v in empty.items()} == {
-        "input_ids": (0, 0), "attention_mask": (0, 0), "token_type_ids": (0, 0), "offsets": (0, 0, 2)
+        "input_ids": (0, 0), "attention_mask": (0, 0), "token_type_ids": (0, 0), "offsets": (0, 0, 2),
+        "word_ids": (0, 0), "sequence_ids": (0, 0),
     }
     np.testing.assert_array_equal(tok("Hello world")["input_ids"], tok(["Hello world"])["input_ids"])
 

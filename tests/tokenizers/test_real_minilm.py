@@ -1,11 +1,12 @@
-"""The real all-MiniLM-L6-v2 tokenizer (its tokenizer.json pads and truncates to 128): host and in-graph."""
+"""The real all-MiniLM-L6-v2 tokenizer (its tokenizer.json pads and truncates to 128): host and in-graph,
+ids and offsets."""
 
 from __future__ import annotations
 
 import pytest
 import tensorflow as tf
 
-from tests.tokenizers.tokenizer_parity import describe, layer, mismatched_rows, reference, tokenizer
+from tests.tokenizers.tokenizer_parity import describe, layer, layer_batch, mismatched_rows, only, reference, tokenizer
 
 pytestmark = pytest.mark.real_model
 
@@ -13,19 +14,21 @@ pytestmark = pytest.mark.real_model
 @pytest.mark.parametrize("pair, max_length", [(False, None), (False, 128), (False, 2),
                                               (True, None), (True, 32), (True, 3)])
 def test_corpus_matches_hf(minilm_dir, text_pairs, pair, max_length):
-    """Host and in-graph ids (and host offsets) equal HF's on every corpus text or pair."""
+    """Host and in-graph ids, offsets, word and sequence ids equal HF's on every corpus text or pair."""
     directory = str(minilm_dir)
     first, second = text_pairs
     second = second if pair else None
     ref = reference(directory, pair, max_length)
     tok = tokenizer(directory)
-    host = tok(first, second, max_length=max_length, return_offsets=True)
+    host = tok(first, second, max_length=max_length, return_offsets=True, return_words=True)
     bad = mismatched_rows(ref, host, tok.pad_token_id)
     assert not bad, "host: " + describe(bad, first, second)
-    out = layer(directory, max_length)(tf.constant(first), None if second is None else tf.constant(second))
-    ref = {k: v for k, v in ref.items() if k != "offsets"}
-    bad = mismatched_rows(ref, {k: v.numpy() for k, v in out.items()}, tok.pad_token_id)
+    keras_layer = layer(directory, max_length)
+    inputs = (tf.constant(first), None if second is None else tf.constant(second))
+    bad = mismatched_rows(only(ref), layer_batch(keras_layer(*inputs)), tok.pad_token_id)
     assert not bad, "in-graph: " + describe(bad, first, second)
+    bad = mismatched_rows(ref, layer_batch(keras_layer(*inputs, return_offsets=True)), tok.pad_token_id)
+    assert not bad, "in-graph offsets: " + describe(bad, first, second)
 
 
 def test_fixed_128_padding_and_truncation_are_overridden(minilm_dir, texts):

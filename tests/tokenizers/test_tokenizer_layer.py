@@ -14,7 +14,9 @@ from tests.tokenizers.tokenizer_parity import (
     hf_reference,
     hf_tokenizer,
     layer,
+    layer_batch,
     mismatched_rows,
+    only,
     reference,
     resolve_max_length,
     tokenizer,
@@ -31,26 +33,32 @@ def test_corpus_matches_hf(fixture_name, text_pairs, pair, max_length):
     max_length = resolve_max_length(directory, pair, max_length)
     first, second = text_pairs
     out = layer(directory, max_length)(tf.constant(first), tf.constant(second) if pair else None)
-    ref = dict(reference(directory, pair, max_length))
-    ref.pop("offsets")
+    ref = only(reference(directory, pair, max_length))
     bad = mismatched_rows(ref, {k: v.numpy() for k, v in out.items()}, tokenizer(directory).pad_token_id)
     assert not bad, describe(bad, first, second if pair else None)
 
 
 @pytest.mark.parametrize("fixture_name", ["bert_uncased", "xlm_roberta"])  # 3 and 4 special tokens
 def test_every_truncation_split_matches_hf(fixture_name):
-    """longest_first on pairs of every length up to 12 tokens, for budgets covering each of its branches."""
+    """longest_first on pairs of every length up to 12 tokens, for budgets covering each of its branches
+    (ids, and offsets, word and sequence ids)."""
     directory = str(TOKENIZERS / fixture_name)
     hf = hf_tokenizer(directory)
     first = [" ".join(["the"] * a) for a in range(13) for b in range(13)]
     second = [" ".join(["and"] * b) for a in range(13) for b in range(13)]
     n_special = tokenizer(directory).num_special_tokens(pair=True)
+    pad_id = tokenizer(directory).pad_token_id
     for max_length in (n_special + budget for budget in (0, 1, 2, 5, 6, 13)):
-        out = layer(directory, max_length)(tf.constant(first), tf.constant(second))
-        bad = mismatched_rows(hf_reference(hf, first, second, max_length), out, tokenizer(directory).pad_token_id)
+        ref = hf_reference(hf, first, second, max_length, offsets=True, words=True)
+        keras_layer = layer(directory, max_length)
+        out = keras_layer(tf.constant(first), tf.constant(second))
+        bad = mismatched_rows(only(ref), out, pad_id)
         assert not bad, f"max_length={max_length}: " + describe(bad, first, second)
-        host = tokenizer(directory)(first, second, max_length=max_length)
-        assert not mismatched_rows(hf_reference(hf, first, second, max_length), host, tokenizer(directory).pad_token_id)
+        out = layer_batch(keras_layer(tf.constant(first), tf.constant(second), return_offsets=True))
+        bad = mismatched_rows(ref, out, pad_id)
+        assert not bad, f"max_length={max_length}, offsets: " + describe(bad, first, second)
+        host = tokenizer(directory)(first, second, max_length=max_length, return_offsets=True, return_words=True)
+        assert not mismatched_rows(ref, host, pad_id)
 
 
 @pytest.mark.parametrize("fixture_name", ["bert_cased", "xlm_roberta"])

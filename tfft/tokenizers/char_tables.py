@@ -107,6 +107,28 @@ def probe_pre_tokenizer(pre_tokenizer_json: str) -> tuple[tuple[int, ...], tuple
     return tuple(dropped), tuple(isolated)
 
 
+@functools.lru_cache(maxsize=1)
+def probe_combining_classes() -> dict[int, int]:
+    """{code point: canonical combining class} of the non-starters HF's NFD reorders (others are 0).
+
+    Combining classes never change once assigned, so Python's table gives them; but HF's Unicode
+    tables are older than Python's, and marks they lack are starters to HF. Each candidate is
+    probed: HF moves it behind U+0334 (class 1), or ahead of U+0301 (class 230) for class 1 marks.
+    Only characters NFD leaves as they are matter (the others never come out of a decomposition).
+    """
+    import unicodedata
+
+    from tokenizers import normalizers
+
+    nfd = normalizers.NFD().normalize_str
+    marks = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.combining(chr(c))]
+    marks = [m for m, d in zip(marks, normalize_each(nfd, marks)) if d == m]
+    probes = ["a" + m + "\u0334" if unicodedata.combining(m) > 1 else "a\u0301" + m for m in marks]
+    reordered = ["a\u0334" + m if unicodedata.combining(m) > 1 else "a" + m + "\u0301" for m in marks]
+    return {ord(m): unicodedata.combining(m) for m, out, want in zip(marks, normalize_each(nfd, probes), reordered)
+            if out == want}
+
+
 def _tokenizer_with(tokenizer_cls, **parts: str):
     """A throwaway tokenizers.Tokenizer holding the given component JSONs, to call them from Python."""
     import json

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfft.tokenizers import char_tables
+from tfft.tokenizers.char_offsets import CodePointMap, NormalizedChars, exclusive_cumsum_in_rows, positions_in_rows
 
 # Grapheme_Cluster_Break=Prepend (Unicode 15).
 _PREPEND = ([*range(0x600, 0x606), 0x6DD, 0x70F, 0x890, 0x891, 0x8E2, 0xD4E, 0x110BD, 0x110CD, 0x111C2, 0x111C3,
@@ -105,10 +106,12 @@ class PrecompiledNormalizer(tf.Module):
 
         keys = parse_charsmap(charsmap)
         single = {k: v for k, v in keys.items() if len(k) == 1}
-        self._chars = CharMapper(char_tables.CharMap(
+        char_map = char_tables.CharMap(
             removed=tuple(ord(k) for k, v in single.items() if v == ""),
             spaced=(), padded=(), mapped={k: v for k, v in single.items() if v != ""},
-        ))
+        )
+        self._chars = CharMapper(char_map)
+        self._code_points = CodePointMap(char_map)
         short = {k: v for k, v in keys.items() if len(k.encode("utf-8")) < 6}
         self._max_chars = max(len(k) for k in short)
         self._short = tf.lookup.StaticHashTable(
@@ -120,7 +123,9 @@ class PrecompiledNormalizer(tf.Module):
         base, extend, prepend = _cluster_classes(charsmap)
         self._cluster = f"{prepend}+{base}?{extend}*|{base}{extend}+|{extend}+|\\r\\n"
 
-    def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+    def _clusters(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """(pieces [n, (p)], whole [P], found [P]): the texts cut into clusters and runs of other
+        characters; whether HF replaces a piece as a whole, and by what."""
         from tfft.tokenizers.tokenizer_layer import regex_split
 
         pieces = regex_split(texts, keep=self._cluster)
@@ -135,6 +140,55 @@ class PrecompiledNormalizer(tf.Module):
             & (tf.strings.length(flat) < 6)
             & (found != "")
         )
-        found = tf.strings.regex_replace(found, "\x01$", "")  # drop the marker
-        mapped = tf.where(whole, found, self._chars(flat))
+        return pieces, whole, tf.strings.regex_replace(found, "\x01$", "")  # drop the marker
+
+    def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+        pieces, whole, found = self._clusters(texts)
+        mapped = tf.where(whole, found, self._chars(pieces.flat_values))
         return tf.strings.reduce_join(pieces.with_flat_values(mapped), axis=-1)
+
+    def align(self, chars: NormalizedChars) -> NormalizedChars:
+        """The charsmap applied to characters with sources, each output aligned the way HF aligns it.
+
+        HF's Precompiled turns each replaced cluster or character of n characters into m with
+        changes (0 each; the last m - n are +1 "inserted" when m > n; the last gets m - n when
+        0 < m < n) and, when m == 0, adds -n to the change of the previous output, if any. Its
+        `transform` then walks them: an inserted character takes the alignment of the input
+        character before the cursor, any other the one at the cursor, which then moves past
+        1 - change characters. A removal at the very start is lost, so what follows shifts.
+        """
+        rows = chars.by_row()
+        pieces, whole, found = self._clusters(tf.strings.unicode_encode(rows, "UTF-8"))
+        piece_chars = tf.cast(tf.strings.length(pieces.flat_values, unit="UTF8_CHAR"), tf.int64)
+        piece_of = tf.repeat(tf.range(tf.size(piece_chars, out_type=tf.int64)), piece_chars)  # [N]
+        index = tf.range(tf.size(piece_of, out_type=tf.int64))
+        first_in_piece = index == tf.gather(tf.cumsum(piece_chars, exclusive=True), piece_of)
+        begins = first_in_piece | ~tf.gather(whole, piece_of)  # a unit: a whole cluster, or one character
+        unit_of = tf.cumsum(tf.cast(begins, tf.int64)) - 1
+        old = tf.math.segment_sum(tf.ones_like(unit_of), unit_of)  # n of each unit
+        first_char = tf.boolean_mask(index, begins)
+        unit_piece = tf.gather(piece_of, first_char)
+        unit_whole = tf.gather(whole, unit_piece)
+        by_whole = tf.strings.unicode_decode(tf.where(unit_whole, tf.gather(found, unit_piece), ""), "UTF-8")
+        by_char = self._code_points(tf.gather(chars.code_points, first_char))
+        by_char = tf.ragged.boolean_mask(by_char, by_char.with_flat_values(tf.repeat(~unit_whole,
+                                                                                     by_char.row_lengths())))
+        new = tf.concat([tf.cast(by_whole, tf.int32), by_char], axis=1)  # [U, (m)]: each row holds one of the two
+        m, unit_row = new.row_lengths(), tf.gather(chars.row, first_char)
+        row = tf.repeat(unit_row, m)
+        k, m_of, n_of = positions_in_rows(new), tf.repeat(m, m), tf.repeat(old, m)
+        shrink = tf.where((k == m_of - 1) & (m_of < n_of), m_of - n_of, tf.zeros_like(k))
+        change = tf.where(k >= n_of, tf.ones_like(k), shrink)
+        # Removals: -n onto the previous output, if it is in the same row.
+        before = tf.cumsum(m, exclusive=True) - 1
+        previous_row = tf.gather(tf.concat([row, [-1]], 0), tf.where(before < 0, tf.size(row, out_type=tf.int64),
+                                                                     before))  # -1: no previous output
+        target = (m == 0) & (before >= 0) & (previous_row == unit_row)
+        change = tf.tensor_scatter_nd_add(change, tf.expand_dims(tf.boolean_mask(before, target), 1),
+                                          -tf.boolean_mask(old, target))
+        # HF's transform: the cursor (in input characters of the row) before each output.
+        output_starts = tf.RaggedTensor.from_value_rowids(row, row, nrows=chars.n).row_starts()
+        cursor = exclusive_cumsum_in_rows(tf.where(change > 0, tf.zeros_like(change), 1 - change), row, output_starts)
+        at = tf.where(change > 0, cursor - 1, cursor)
+        origin = tf.where(at < 0, tf.constant(-1, tf.int64), at + tf.gather(rows.row_starts(), row))
+        return chars.derived(new.flat_values, row, origin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pathlib
@@ -29,6 +30,21 @@ def _resolve_directory(name_or_path: str | os.PathLike) -> pathlib.Path:
         return pathlib.Path(resolve_pretrained_dir(name_or_path))
     except TfftError as err:
         raise TokenizerError(f"cannot find tokenizer files for {str(name_or_path)!r}: {err}") from err
+
+
+def _trims_offsets(post_processor: dict | None) -> bool:
+    """Whether a post-processor trims spaces off token offsets (byte-level BPE's trim_offsets)."""
+    steps = (post_processor or {}).get("processors") or [post_processor or {}]
+    return any(s.get("type") in ("RobertaProcessing", "ByteLevel") and s.get("trim_offsets") for s in steps)
+
+
+def _token_spans(encoding) -> dict[int, tuple[int, int]]:
+    """{word: (start of its first token, end of its last token)} of an HF Encoding."""
+    spans = {}
+    for word, (start, end) in zip(encoding.word_ids, encoding.offsets):
+        if word is not None:
+            spans[word] = (spans.get(word, (start, end))[0], end)
+    return spans
 
 
 class Tokenizer:
@@ -92,22 +108,27 @@ class Tokenizer:
         return self.hf_tokenizer.num_special_tokens_to_add(pair=pair)
 
     # -- host tokenization --------------------------------------------------------------------
-    def __call__(self, texts, text_pairs=None, max_length: int | None = None, return_offsets: bool = False):
+    def __call__(self, texts, text_pairs=None, max_length: int | None = None, return_offsets: bool = False,
+                 return_words: bool = False):
         """Tokenize a batch of strings (and optional second segments) into int32 numpy arrays.
 
         Returns {"input_ids", "attention_mask", "token_type_ids"} of shape [batch, longest row], plus
-        "offsets" [batch, longest row, 2] (character start, end; (0, 0) for special and padding
-        tokens) when `return_offsets`. Sequences are truncated like HF's `truncation=True,
+        "offsets" [batch, longest row, 2] (character start, end in the token's own text; (0, 0) for
+        special and padding tokens) when `return_offsets`, and "word_ids", "sequence_ids"
+        [batch, longest row] (HF's `word_ids()` and `sequence_ids()`; -1 for special and padding
+        tokens) when `return_words`. Sequences are truncated like HF's `truncation=True,
         max_length=max_length` (longest_first for pairs) only when `max_length` is given.
+
+        Example:
+            batch = tok(["New York"], return_offsets=True, return_words=True)
+            batch["word_ids"]  # [[-1, 0, 1, -1]]; batch["offsets"][0, 2] == (4, 8)
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         if text_pairs is not None:
             text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
             if len(text_pairs) != len(texts):
                 raise TokenizerError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
-        for i, text in enumerate(texts + (text_pairs or [])):
-            if not isinstance(text, str):
-                raise TokenizerError(f"texts must be strings; item {i} is {type(text).__name__}")
+        self._check_texts(texts + (text_pairs or []))
         if max_length is not None:
             n_special = self.num_special_tokens(pair=text_pairs is not None)
             if max_length < n_special:
@@ -116,6 +137,7 @@ class Tokenizer:
                     f"max_length={max_length} cannot hold the {n_special} special tokens of a {kind} sequence"
                 )
         names = ["input_ids", "attention_mask", "token_type_ids"] + (["offsets"] if return_offsets else [])
+        names += ["word_ids", "sequence_ids"] if return_words else []
         if not texts:
             return {n: np.zeros((0, 0, 2) if n == "offsets" else (0, 0), np.int32) for n in names}
         enc = self.hf_tokenizer(
@@ -128,10 +150,82 @@ class Tokenizer:
             return_token_type_ids=True,
             return_offsets_mapping=return_offsets,
         )  # padded python lists: converting them here is faster than return_tensors="np"
-        out = {n: np.asarray(enc["offset_mapping" if n == "offsets" else n], dtype=np.int32) for n in names}
+        out = {n: np.asarray(enc["offset_mapping" if n == "offsets" else n], dtype=np.int32)
+               for n in names if n not in ("word_ids", "sequence_ids")}
         if return_offsets and out["offsets"].ndim != 3:  # every row empty: shape [batch, 0]
             out["offsets"] = out["offsets"].reshape(len(texts), 0, 2)
+        if return_words:
+            for name, rows in (("word_ids", enc.word_ids), ("sequence_ids", enc.sequence_ids)):
+                table = [[-1 if w is None else w for w in rows(i)] for i in range(len(texts))]
+                out[name] = np.asarray(table, np.int32).reshape(len(texts), -1)
         return out
+
+    def split_words(self, texts) -> list[list[tuple[int, int]]]:
+        """The words `word_ids` count, as (start, end) character spans of each raw text.
+
+        A word is one split of HF's pre-tokenizer run on the normalized text (mapped back to the
+        original characters, as HF maps offsets), or one added token (its span includes the
+        whitespace an lstrip/rstrip token takes). Word i spans from the first to the last token
+        whose word id is i in `tok(text, return_words=True)` (for byte-level BPE, whose
+        post-processor trims spaces off each token's offsets, the span is taken from those tokens).
+        A word that yields no token keeps its place in the list and no token points to it;
+        WordPiece, Unigram and BPE models give every word at least one token (the unknown one, at
+        worst), so every word is pointed to unless truncation cut it.
+
+        Example:
+            tok.split_words(["New York!"])  # [[(0, 3), (4, 8), (8, 9)]] for BERT
+        """
+        from tokenizers import PreTokenizedString
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        self._check_texts(texts)
+        backend = self.hf_tokenizer.backend_tokenizer
+        added = backend.get_added_tokens_decoder()
+        trim = _trims_offsets(json.loads(backend.to_str()).get("post_processor"))
+
+        def words_of(text: str, at: int) -> list[tuple[int, int]]:
+            pretokenized = PreTokenizedString(text)
+            if backend.normalizer is not None:
+                pretokenized.normalize(backend.normalizer.normalize)
+            if backend.pre_tokenizer is not None:
+                backend.pre_tokenizer.pre_tokenize(pretokenized)
+            splits = pretokenized.get_splits(offset_referential="original", offset_type="char")
+            return [(at + start, at + end) for piece, (start, end), _ in splits if piece]
+
+        def is_added(text: str, token_id: int, span: tuple[int, int], alone: bool) -> bool:
+            # The unknown token's id is an added token's too: an added token is alone in its word
+            # and its span holds its content (plus stripped whitespace; normalized, if it is matched so).
+            token = added.get(token_id)
+            if token is None or not alone:
+                return False
+            piece = text[span[0]:span[1]].strip()
+            if token.normalized and backend.normalizer is not None:
+                piece = backend.normalizer.normalize_str(piece)
+            return piece == token.content
+
+        out = []
+        for text in texts:
+            # Added tokens are cut out of the raw text before anything else and each is one word:
+            # find them in the encoding itself rather than matching them again here.
+            encoding = backend.encode(text, add_special_tokens=False)
+            counts = collections.Counter(encoding.word_ids)
+            spans, done = [], 0
+            for token_id, span, word in zip(encoding.ids, encoding.offsets, encoding.word_ids):
+                if span[0] >= done and is_added(text, token_id, span, counts[word] == 1):
+                    spans += words_of(text[done:span[0]], done) + [span]
+                    done = span[1]
+            spans += words_of(text[done:], done)
+            if trim:  # token offsets are trimmed of spaces one by one: take the words' spans from them
+                for word, span in _token_spans(encoding).items():
+                    spans[word] = span
+            out.append(spans)
+        return out
+
+    @staticmethod
+    def _check_texts(texts: list) -> None:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TokenizerError(f"texts must be strings; item {i} is {type(text).__name__}")
 
     # -- in-graph layer -----------------------------------------------------------------------
     def as_keras_layer(self, max_length: int | None = None, name: str | None = None):
@@ -139,8 +233,15 @@ class Tokenizer:
 
         WordPiece (BERT family) and SentencePiece unigram (XLM-R, ALBERT) are supported; a tokenizer
         with no exact in-graph equivalent (byte-level BPE such as RoBERTa) raises TokenizerError.
-        The layer returns ids, attention mask and token types; character offsets are host-only.
+        The layer returns ids, attention mask and token types; `layer(texts, pairs,
+        return_offsets=True)` adds "offset_starts", "offset_ends", "word_ids" and "sequence_ids",
+        equal to `self(texts, pairs, return_offsets=True, return_words=True)` (see `TokenizerLayer`).
         Building it probes HF's normalizer over every code point once per process (a second or two).
+
+        Example:
+            layer = tok.as_keras_layer(max_length=128)
+            out = layer(tf.constant(["New York"]), return_offsets=True)
+            out["offset_starts"], out["offset_ends"]  # [[0, 0, 4, 0]], [[0, 3, 8, 0]] for BERT
         """
         from tfft.tokenizers.sentencepiece_layer import SentencePieceLayer
         from tfft.tokenizers.wordpiece_layer import WordPieceLayer

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfft.errors import TokenizerError
 from tfft.tokenizers import char_tables
+from tfft.tokenizers.char_offsets import exclusive_cumsum_in_rows
 
 
 def _literal(text: str) -> str:
@@ -82,6 +83,10 @@ def truncate_pair(len_a: tf.Tensor, len_b: tf.Tensor, budget: int) -> tuple[tf.T
     return tf.where(fits, len_a, tf.minimum(len_a, keep_a)), tf.where(fits, len_b, tf.minimum(len_b, keep_b))
 
 
+# Offset outputs of `TokenizerLayer(..., return_offsets=True)`: (name, padding value), in column order.
+_OFFSET_OUTPUTS = (("offset_starts", 0), ("offset_ends", 0), ("word_ids", -1), ("sequence_ids", -1))
+
+
 def _keep_first(tokens: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
     positions = tf.ragged.range(tokens.row_lengths())
     return tf.ragged.boolean_mask(tokens, positions < tf.expand_dims(keep, 1))
@@ -92,7 +97,10 @@ class TokenizerModel(tf.Module):
 
     Instances are shared by all layers built from the same tokenizer (see `_shared_model`), so
     lookup tables are built and `tokenize` is traced once per process, not once per max_length.
+    A subclass whose offsets equal HF's implements `_tokenize_with_offsets` and calls `_allow_offsets`.
     """
+
+    supports_offsets = False
 
     def __init__(self, spec: dict):
         super().__init__()
@@ -101,8 +109,26 @@ class TokenizerModel(tf.Module):
         self.tokenize = tf.function(self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
                                     autograph=False)
 
+    def _allow_offsets(self) -> None:
+        """Called by a subclass whose `_tokenize_with_offsets` equals HF's for this tokenizer."""
+        self.supports_offsets = True
+        # Hidden from SavedModels behind a plain callable: they would trace it (with a signature) or
+        # keep every trace made so far in any process-wide context (without), while an export that
+        # asks for offsets holds the trace it calls anyway. Shapes relax to [None] on the second call.
+        function = tf.function(self._tokenize_with_offsets, reduce_retracing=True, autograph=False)
+        self.tokenize_with_offsets = lambda segments: function(segments)
+
     def _tokenize(self, segments: tf.Tensor) -> tf.RaggedTensor:
         """int32 token ids [n, (tokens)] of a 1-D batch of text."""
+        raise NotImplementedError
+
+    def _tokenize_with_offsets(self, segments: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """(tokens, words): int32 [n, (tokens), 4] rows of (id, start, end, word) and int32 [n] word counts.
+
+        start/end are HF's offsets in code points into the segment, word is HF's word index within
+        the segment, and words counts the segment's pre-tokenizer words (some may yield no token).
+        The ids equal `_tokenize`'s.
+        """
         raise NotImplementedError
 
 
@@ -113,13 +139,23 @@ def _shared_model(model_cls: type, tokenizer_json: str) -> TokenizerModel:
 
 
 class TokenizerLayer(keras.layers.Layer):
-    """Base of the in-graph tokenizers: `layer(texts)` or `layer(texts, text_pairs)` on tf.string.
+    """Base of the in-graph tokenizers: `layer(texts, text_pairs=None, return_offsets=False)` on tf.string.
 
     Returns {"input_ids", "attention_mask", "token_type_ids"}: int32 [batch, longest row] (or
     [longest] for a scalar string), padded with `pad_token_id`, truncated like HF's
     `truncation=True, max_length=max_length` when `max_length` is set. Works eagerly, in
     tf.function, in `tf.data.Dataset.map` and in a SavedModel (load it after `import tensorflow_text`).
     Built by `Tokenizer.as_keras_layer`; `tokenizer_json` is HF's serialized backend tokenizer.
+
+    With `return_offsets=True` (where `supports_offsets`; TokenizerError otherwise) the dict also
+    holds, in the same layout, what HF's `return_offsets_mapping=True`, `word_ids()` and
+    `sequence_ids()` give: "offset_starts", "offset_ends" (code point offsets into the token's own
+    raw text or text pair; 0 for special and padding tokens), "word_ids" (the pre-tokenizer word
+    within its text) and "sequence_ids" (0 or 1); both -1 for special and padding tokens.
+
+    Example:
+        out = layer(tf.constant(["New York"]), return_offsets=True)   # BERT
+        out["offset_starts"], out["offset_ends"], out["word_ids"]     # [[0, 0, 4, 0]], [[0, 3, 8, 0]], [[-1, 0, 1, -1]]
     """
 
     def __init__(self, tokenizer_json: str, pad_token_id: int, max_length: int | None = None, **kwargs):
@@ -138,6 +174,11 @@ class TokenizerLayer(keras.layers.Layer):
         self.built = True
 
     model_class: type = TokenizerModel  # set by subclasses
+
+    @property
+    def supports_offsets(self) -> bool:
+        """Whether `layer(..., return_offsets=True)` works (it raises TokenizerError otherwise)."""
+        return self._model.supports_offsets
 
     def _tokenize(self, segments: tf.Tensor) -> tf.RaggedTensor:
         return self._model.tokenize(segments)
@@ -168,33 +209,63 @@ class TokenizerLayer(keras.layers.Layer):
                 default_value=-1,
             )
 
-    def _encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Token ids of a 1-D batch of raw texts, added tokens included."""
+    def _encode(self, texts: tf.Tensor, with_offsets: bool = False) -> tf.RaggedTensor:
+        """Token ids [n, (t)] of a 1-D batch of raw texts, added tokens included.
+
+        with_offsets: int32 [n, (t), 4] rows of (id, start, end, word) instead (see TokenizerModel).
+        """
         if self._added_table is None:
-            return self._tokenize(texts)
+            return self._model.tokenize_with_offsets(texts)[0] if with_offsets else self._tokenize(texts)
         segments = regex_split(texts, keep=self._added_pattern)
         flat = segments.flat_values
         added_ids = self._added_table.lookup(tf.strings.regex_replace(flat, self._strip_pattern, ""))
         is_added = added_ids >= 0
+        if with_offsets:
+            return self._join_segments(segments, added_ids)
         ordinary = self._tokenize(tf.where(is_added, tf.constant(""), flat))
         added = tf.ragged.boolean_mask(tf.expand_dims(added_ids, 1), tf.expand_dims(is_added, 1))
         ids = tf.concat([ordinary, added], axis=1)  # each row holds one of the two
         return segments.with_flat_values(ids).merge_dims(1, 2)
 
+    def _join_segments(self, segments: tf.RaggedTensor, added_ids: tf.Tensor) -> tf.RaggedTensor:
+        """Tokens with offsets of texts cut into segments: offsets and words move to the texts' frame.
+
+        An added token is one word and its offsets cover its whole segment (lstrip/rstrip
+        whitespace included), as in HF.
+        """
+        flat = segments.flat_values
+        is_added = added_ids >= 0
+        ordinary, words = self._model.tokenize_with_offsets(tf.where(is_added, tf.constant(""), flat))
+        lengths = tf.strings.length(flat, unit="UTF8_CHAR")
+        zeros = tf.zeros_like(lengths)
+        added = tf.stack([added_ids, zeros, lengths, zeros], axis=1)
+        added = tf.ragged.boolean_mask(tf.expand_dims(added, 1), tf.expand_dims(is_added, 1))
+        tokens = tf.concat([ordinary, added], axis=1)  # each row holds one of the two
+        words = tf.where(is_added, tf.ones_like(words), words)
+        rows, starts = segments.value_rowids(), segments.row_starts()
+        shift = tf.stack([zeros, *[exclusive_cumsum_in_rows(lengths, rows, starts)] * 2,
+                          exclusive_cumsum_in_rows(words, rows, starts)], axis=1)
+        tokens = tokens.with_flat_values(tokens.flat_values + tf.gather(shift, tokens.value_rowids()))
+        return segments.with_flat_values(tokens).merge_dims(1, 2)
+
     # -- call ---------------------------------------------------------------------------------
-    def call(self, texts, text_pairs=None):
+    def call(self, texts, text_pairs=None, return_offsets=False):
         texts = tf.convert_to_tensor(texts, tf.string)
         rank = texts.shape.rank
         if rank not in (0, 1):
             raise TokenizerError(f"texts must be a tf.string scalar or vector [batch], got shape {texts.shape}")
+        if return_offsets and not self._model.supports_offsets:
+            raise TokenizerError(f"{type(self).__name__} has no in-graph offsets equal to HF's for this tokenizer "
+                                 f"({type(self._model).__name__}); call it with return_offsets=False and take "
+                                 "offsets from Tokenizer.__call__(..., return_offsets=True, return_words=True)")
         texts = tf.reshape(texts, [-1])
-        a = self._encode(texts)
+        a = self._encode(texts, return_offsets)
         b = None
         if text_pairs is not None:
             text_pairs = tf.convert_to_tensor(text_pairs, tf.string)
             if text_pairs.shape.rank != rank:
                 raise TokenizerError(f"text_pairs has shape {text_pairs.shape} but texts has rank {rank}")
-            b = self._encode(tf.reshape(text_pairs, [-1]))
+            b = self._encode(tf.reshape(text_pairs, [-1]), return_offsets)
         key = "single" if b is None else "pair"
         if self.max_length is not None:
             budget = self.max_length - self._n_special[key]
@@ -208,24 +279,41 @@ class TokenizerLayer(keras.layers.Layer):
             else:
                 keep_a, keep_b = truncate_pair(a.row_lengths(), b.row_lengths(), budget)
                 a, b = _keep_first(a, keep_a), _keep_first(b, keep_b)
-        batch = tf.shape(texts, out_type=tf.int64)[0]
-        ids, types = [], []
-        for item, type_id in self._templates[key]:
-            part = {"A": a, "B": b}.get(item) if isinstance(item, str) else None
-            if part is None:
-                fixed = tf.tile(tf.constant([item], tf.int32), tf.stack([batch, 1]))
-                part = tf.RaggedTensor.from_tensor(fixed)
-            ids.append(part)
-            types.append(tf.ones_like(part) * type_id)
-        ids, types = tf.concat(ids, axis=1), tf.concat(types, axis=1)
+        tokens, types = self._assemble(tf.shape(texts, out_type=tf.int64)[0], key, a, b, return_offsets)
+        ids = tokens if not return_offsets else tokens.with_flat_values(tokens.flat_values[:, 0])
         out = {
             "input_ids": ids.to_tensor(default_value=self.pad_token_id),
             "attention_mask": tf.ones_like(ids).to_tensor(default_value=0),
             "token_type_ids": types.to_tensor(default_value=0),
         }
+        if return_offsets:
+            for column, (name, pad) in enumerate(_OFFSET_OUTPUTS, start=1):
+                out[name] = tokens.with_flat_values(tokens.flat_values[:, column]).to_tensor(default_value=pad)
         if rank == 0:
             out = {k: v[0] for k, v in out.items()}
         return out
+
+    def _assemble(self, batch, key, a, b, with_offsets):
+        """(tokens, token types) of whole rows: the post-processor template filled with a and b.
+
+        with_offsets: tokens are [batch, (t), 5] rows of (id, start, end, word, sequence); special
+        tokens get (id, 0, 0, -1, -1) as in HF.
+        """
+        tokens, types = [], []
+        for item, type_id in self._templates[key]:
+            if isinstance(item, str):
+                part = {"A": a, "B": b}[item]
+                if with_offsets:
+                    sequence = tf.fill(tf.shape(part.flat_values[:, :1]), 0 if item == "A" else 1)
+                    part = part.with_flat_values(tf.concat([part.flat_values, sequence], axis=1))
+            else:
+                rows = [[i, 0, 0, -1, -1] for i in item] if with_offsets else item
+                multiples = [batch, 1, 1] if with_offsets else [batch, 1]
+                part = tf.RaggedTensor.from_tensor(tf.tile(tf.constant([rows], tf.int32), tf.stack(multiples)))
+            tokens.append(part)
+            ids = part.with_flat_values(part.flat_values[:, 0]) if with_offsets else part
+            types.append(tf.ones_like(ids) * type_id)
+        return tf.concat(tokens, axis=1), tf.concat(types, axis=1)
 
     def get_config(self):
         config = super().get_config()

@@ -52,7 +52,8 @@ class UnigramLattice(tf.Module):
         first = tf.where(unknown, tf.constant(self._unk_score, tf.float64), scores[:, 0])
         return ids, tf.concat([tf.expand_dims(first, 1), scores[:, 1:]], axis=1)
 
-    def __call__(self, words: tf.Tensor) -> tf.RaggedTensor:
+    def __call__(self, words: tf.Tensor, with_lengths: bool = False) -> tf.RaggedTensor:
+        """Piece ids [n, (pieces)]; with_lengths: [n, (pieces), 2] rows of (id, length in characters)."""
         chars = tf.strings.unicode_split(words, "UTF-8")
         flat = chars.flat_values  # [C]
         lengths = tf.cast(chars.row_lengths(), tf.int32)  # [n]
@@ -99,12 +100,20 @@ class UnigramLattice(tf.Module):
         def walk(i, position, out):
             done = position <= 0
             row = tf.gather(chosen, tf.where(done, 0, tf.gather(offset, tf.maximum(position - 1, 0)) + tf.range(n)))
-            out = out.write(i, tf.where(done, -1, row[:, 1]))
+            if with_lengths:
+                out = out.write(i, tf.where(tf.expand_dims(done, 1), -1, tf.reverse(row, axis=[1])))
+            else:
+                out = out.write(i, tf.where(done, -1, row[:, 1]))
             return i + 1, tf.where(done, 0, position - row[:, 0]), out
 
-        out = tf.TensorArray(tf.int32, size=longest + 1, element_shape=[None])
+        shape = [None, 2] if with_lengths else [None]
+        out = tf.TensorArray(tf.int32, size=longest + 1, element_shape=shape)
         _, _, out = tf.while_loop(lambda i, *_: i < longest, walk, (tf.constant(0), sorted_lengths, out))
-        out = out.write(longest, tf.fill([n], -1))
+        out = out.write(longest, tf.fill([n] + shape[1:], -1))
+        if with_lengths:
+            pieces = tf.reverse(tf.transpose(out.stack(), [1, 0, 2]), axis=[1])  # [n, longest + 1, 2]
+            pieces = tf.scatter_nd(tf.expand_dims(order, 1), pieces, tf.shape(pieces))
+            return self._fuse_unknowns(tf.ragged.boolean_mask(pieces, pieces[:, :, 0] >= 0))
         pieces = tf.reverse(tf.transpose(out.stack()), axis=[1])  # [n, longest + 1], sorted order
         pieces = tf.scatter_nd(tf.expand_dims(order, 1), pieces, tf.shape(pieces))  # back to input order
         ids = tf.ragged.boolean_mask(pieces, pieces >= 0)
@@ -114,3 +123,14 @@ class UnigramLattice(tf.Module):
         previous = tf.where(first, -1, tf.concat([[-1], values[:-1]], 0))
         keep = ~((values == self._unk_id) & (previous == self._unk_id))
         return tf.ragged.boolean_mask(ids, ids.with_flat_values(keep))
+
+    def _fuse_unknowns(self, pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+        """HF's fuse_unk on [n, (pieces), 2] rows of (id, length): a run of unknowns is one, as long as all."""
+        values, rows = pieces.flat_values, pieces.value_rowids()
+        first = tf.not_equal(rows, tf.concat([tf.constant([-1], rows.dtype), rows[:-1]], 0))
+        previous = tf.where(first, -1, tf.concat([[-1], values[:-1, 0]], 0))
+        keep = ~((values[:, 0] == self._unk_id) & (previous == self._unk_id))
+        group = tf.cumsum(tf.cast(keep, tf.int64)) - 1
+        lengths = tf.math.segment_sum(values[:, 1], group)
+        fused = tf.stack([tf.boolean_mask(values[:, 0], keep), lengths], axis=1)
+        return tf.RaggedTensor.from_value_rowids(fused, tf.boolean_mask(rows, keep), nrows=pieces.nrows())
