@@ -23,6 +23,7 @@ _EXPORTS = {
     "EncoderConfig": "tfft.encoders",
     "Tokenizer": "tfft.tokenizers",
     "SequenceClassifier": "tfft.tasks",
+    "TokenClassifier": "tfft.tasks",
     "export_saved_model": "tfft.export",
     "TfftError": "tfft.errors",
     "CheckpointError": "tfft.errors",

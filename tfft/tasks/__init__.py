@@ -8,8 +8,10 @@ from tfft.errors import ConfigError
 from tfft.tasks.base import Task
 from tfft.tasks.sequence_classifier import SequenceClassifier
 from tfft.tasks.text_classification import TextClassification
+from tfft.tasks.token_classification.model import TokenClassifier
+from tfft.tasks.token_classification.task import TokenClassification
 
-TASKS = {task.name: task for task in (TextClassification,)}
+TASKS = {task.name: task for task in (TextClassification, TokenClassification)}
 
 
 def get_task(name: str, source: str = "config") -> type[Task]:
@@ -23,4 +25,5 @@ def get_task(name: str, source: str = "config") -> type[Task]:
     return TASKS[name]
 
 
-__all__ = ["SequenceClassifier", "TASKS", "Task", "TextClassification", "get_task"]
+__all__ = ["SequenceClassifier", "TASKS", "Task", "TextClassification", "TokenClassification", "TokenClassifier",
+           "get_task"]

@@ -10,6 +10,7 @@ from keras import ops
 
 from tfft.encoders import Encoder
 from tfft.encoders.encoder import encoder_class_for, hf_tensors, sequence_classification_model_types
+from tfft.tasks.task_model import TaskModel
 
 logger = logging.getLogger("tfft")
 
@@ -23,7 +24,7 @@ def masked_mean(sequence_output, attention_mask):
 
 
 @keras.saving.register_keras_serializable(package="tfft")
-class SequenceClassifier(keras.Model):
+class SequenceClassifier(TaskModel):
     """Classifies (or scores) a text or a text pair.
 
     Example:
@@ -62,7 +63,7 @@ class SequenceClassifier(keras.Model):
         text_pair=False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(encoder, **kwargs)
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {problem_type!r} is not one of {PROBLEM_TYPES}")
         if pooling not in POOLINGS:
@@ -74,13 +75,11 @@ class SequenceClassifier(keras.Model):
             labels = [f"LABEL_{i}" for i in range(num_labels)]
         elif num_labels is not None and num_labels != len(labels):
             raise ValueError(f"num_labels={num_labels} but {len(labels)} label names were given")
-        self.encoder = encoder
         self.labels = [str(label) for label in labels]
         self.problem_type = problem_type
         self.pooling = pooling
         self.text_pair = text_pair
         self.dropout_rate = encoder.config.hidden_dropout if dropout is None else dropout
-        self.tokenizer = None  # attached by from_pretrained; used by predict_texts and export
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(
             len(self.labels),
@@ -353,40 +352,14 @@ class SequenceClassifier(keras.Model):
             "model.save('model.keras') saves any model"
         )
 
-    def get_config(self):
+    def head_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
             "labels": self.labels,
             "problem_type": self.problem_type,
             "pooling": self.pooling,
             "dropout": self.dropout_rate,
             "text_pair": self.text_pair,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
-
-    def save_assets(self, dir_path):
-        """Keras-format saving: the tokenizer files travel inside the `.keras` archive."""
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(dir_path)
-
-    def load_assets(self, dir_path):
-        from tfft.tokenizers import Tokenizer
-        from tfft.errors import TokenizerError
-
-        try:
-            self.tokenizer = Tokenizer.from_pretrained(dir_path)
-        except TokenizerError:
-            self.tokenizer = None
 
 
 def _checkpoint_labels(hf_config, num_labels):
