@@ -24,6 +24,7 @@ _EXPORTS = {
     "Tokenizer": "tfft.tokenizers",
     "SequenceClassifier": "tfft.tasks",
     "TokenClassifier": "tfft.tasks",
+    "QuestionAnswerer": "tfft.tasks",
     "export_saved_model": "tfft.export",
     "TfftError": "tfft.errors",
     "CheckpointError": "tfft.errors",

@@ -6,12 +6,14 @@ names it with `task: <name>`.
 
 from tfft.errors import ConfigError
 from tfft.tasks.base import Task
+from tfft.tasks.question_answering.model import QuestionAnswerer
+from tfft.tasks.question_answering.task import QuestionAnswering
 from tfft.tasks.sequence_classifier import SequenceClassifier
 from tfft.tasks.text_classification import TextClassification
 from tfft.tasks.token_classification.model import TokenClassifier
 from tfft.tasks.token_classification.task import TokenClassification
 
-TASKS = {task.name: task for task in (TextClassification, TokenClassification)}
+TASKS = {task.name: task for task in (TextClassification, TokenClassification, QuestionAnswering)}
 
 
 def get_task(name: str, source: str = "config") -> type[Task]:
@@ -25,5 +27,5 @@ def get_task(name: str, source: str = "config") -> type[Task]:
     return TASKS[name]
 
 
-__all__ = ["SequenceClassifier", "TASKS", "Task", "TextClassification", "TokenClassification", "TokenClassifier",
-           "get_task"]
+__all__ = ["QuestionAnswerer", "QuestionAnswering", "SequenceClassifier", "TASKS", "Task", "TextClassification",
+           "TokenClassification", "TokenClassifier", "get_task"]
