@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 
 from tfft.encoders import Encoder
-from tfft.encoders.encoder import encoder_class_for, hf_tensors, sequence_classification_model_types
+from tfft.encoders.encoder import encoder_class_for, sequence_classification_model_types
 from tfft.tasks.task_model import TaskModel
 
 logger = logging.getLogger("tfft")
@@ -81,13 +81,7 @@ class SequenceClassifier(TaskModel):
         self.text_pair = text_pair
         self.dropout_rate = encoder.config.hidden_dropout if dropout is None else dropout
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
-        self.classifier = keras.layers.Dense(
-            len(self.labels),
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=encoder.config.initializer_range),
-            name="classifier",
-            dtype=self.dtype_policy,
-        )
-        self.classifier.build((None, encoder.config.hidden_size))
+        self.classifier = self.output_layer(len(self.labels), name="classifier")
         self.built = True
 
     @property
@@ -308,8 +302,6 @@ class SequenceClassifier(TaskModel):
             >>> model.save_pretrained("runs/sentiment/hf")
             >>> transformers.AutoModelForSequenceClassification.from_pretrained("runs/sentiment/hf")
         """
-        from tfft.weights import save_state_dict, write_json_atomic
-
         self._check_hf_format()
         encoder = self.encoder
         hf_config = encoder.config_to_hf(encoder.config)
@@ -321,13 +313,7 @@ class SequenceClassifier(TaskModel):
             problem_type=self.problem_type,
         )
         hf_config[encoder.hf_classifier_dropout_key] = self.dropout_rate
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        save_state_dict(hf_tensors(encoder.hf_weight_map(self.classifier)), save_dir / "model.safetensors")
-        write_json_atomic(hf_config, save_dir / "config.json")
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_dir)
-        return save_dir
+        return self.write_pretrained(save_dir, hf_config, encoder.hf_weight_map(self.classifier))
 
     def _check_hf_format(self):
         encoder = self.encoder

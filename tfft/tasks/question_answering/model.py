@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from tfft.encoders import Encoder
-from tfft.encoders.encoder import dense_weights, encoder_class_for, hf_tensors
+from tfft.encoders.encoder import encoder_class_for
 from tfft.tasks.task_model import TaskModel
 
 logger = logging.getLogger("tfft")
@@ -71,13 +71,7 @@ class QuestionAnswerer(TaskModel):
         self.question_first = bool(question_first)
         self.dropout_rate = 0.0 if dropout is None else float(dropout)
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
-        self.qa_outputs = keras.layers.Dense(
-            2,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=encoder.config.initializer_range),
-            name="qa_outputs",
-            dtype=self.dtype_policy,
-        )
-        self.qa_outputs.build((None, None, encoder.config.hidden_size))
+        self.qa_outputs = self.output_layer(2, name="qa_outputs")
         self.built = True
 
     @classmethod
@@ -212,28 +206,13 @@ class QuestionAnswerer(TaskModel):
 
     # --- saving -------------------------------------------------------------------------------
 
-    def hf_weight_map(self):
-        encoder = self.encoder
-        table = {f"{encoder.base_prefix}.{name}": entry for name, entry in encoder.weight_map().items()
-                 if not encoder.is_head_tensor(name)}
-        table.update(dense_weights("qa_outputs", self.qa_outputs))
-        return table
-
     def save_pretrained(self, save_dir):
         """Writes a transformers `*ForQuestionAnswering` checkpoint (config.json, model.safetensors,
         the tokenizer files); `AutoModelForQuestionAnswering` loads it with the same logits."""
-        from tfft.weights import save_state_dict, write_json_atomic
-
         encoder = self.encoder
         hf_config = encoder.config_to_hf(encoder.config)
         hf_config.update(architectures=[hf_question_answering_class(encoder)], num_labels=2)
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        save_state_dict(hf_tensors(self.hf_weight_map()), save_dir / "model.safetensors")
-        write_json_atomic(hf_config, save_dir / "config.json")
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_dir)
-        return save_dir
+        return self.write_pretrained(save_dir, hf_config, self.per_token_head_weights(self.qa_outputs))
 
     def head_config(self):
         return {

@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from tfft.encoders import Encoder
-from tfft.encoders.encoder import dense_weights, encoder_class_for, hf_tensors
+from tfft.encoders.encoder import encoder_class_for
 from tfft.tasks.token_classification.features import IGNORE, make_token_features, word_predictions
 from tfft.tasks.task_model import TaskModel
 from tfft.tasks.token_classification.schemes import extract_entities
@@ -76,13 +76,7 @@ class TokenClassifier(TaskModel):
         self.scheme = scheme
         self.dropout_rate = encoder.config.hidden_dropout if dropout is None else dropout
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
-        self.classifier = keras.layers.Dense(
-            len(self.labels),
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=encoder.config.initializer_range),
-            name="classifier",
-            dtype=self.dtype_policy,
-        )
-        self.classifier.build((None, None, encoder.config.hidden_size))
+        self.classifier = self.output_layer(len(self.labels), name="classifier")
         self.built = True
 
     @property
@@ -202,19 +196,10 @@ class TokenClassifier(TaskModel):
 
     # --- saving -------------------------------------------------------------------------------
 
-    def hf_weight_map(self):
-        encoder = self.encoder
-        table = {f"{encoder.base_prefix}.{name}": entry for name, entry in encoder.weight_map().items()
-                 if not encoder.is_head_tensor(name)}
-        table.update(dense_weights("classifier", self.classifier))
-        return table
-
     def save_pretrained(self, save_dir):
         """Writes a transformers `*ForTokenClassification` checkpoint (config.json with `id2label`,
         model.safetensors, the tokenizer files); `AutoModelForTokenClassification` loads it with
         the same logits."""
-        from tfft.weights import save_state_dict, write_json_atomic
-
         encoder = self.encoder
         hf_config = encoder.config_to_hf(encoder.config)
         hf_config.update(
@@ -224,13 +209,7 @@ class TokenClassifier(TaskModel):
             label2id={name: i for i, name in enumerate(self.labels)},
         )
         hf_config[encoder.hf_classifier_dropout_key] = self.dropout_rate
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        save_state_dict(hf_tensors(self.hf_weight_map()), save_dir / "model.safetensors")
-        write_json_atomic(hf_config, save_dir / "config.json")
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_dir)
-        return save_dir
+        return self.write_pretrained(save_dir, hf_config, self.per_token_head_weights(self.classifier))
 
     def head_config(self):
         return {
