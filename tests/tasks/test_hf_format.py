@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.encoders.conftest import ENCODER_FIXTURES, reference, reference_inputs
+from tests.tasks.hf_models import perturbed_hf_model
 from tfft.tasks import SequenceClassifier
 
 LABELS = ["negative", "neutral", "positive"]
@@ -102,15 +103,10 @@ def test_tokenizer_is_saved_with_the_model(tiny_checkpoint, tmp_path):
 
 @pytest.mark.requires("torch")
 def test_loads_head_saved_by_transformers(tmp_path):
-    import torch
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(ENCODER_FIXTURES / "roberta", id2label=dict(enumerate(LABELS)))
-    torch.manual_seed(0)
-    theirs = transformers.AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
-    with torch.no_grad():  # its head starts at zero bias; noise makes a mapping mistake show
-        for parameter in theirs.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
+    theirs = perturbed_hf_model(transformers.AutoModelForSequenceClassification, config)
     theirs.save_pretrained(tmp_path)
     ours = SequenceClassifier.from_pretrained(tmp_path, tokenizer=False)
     assert ours.labels == LABELS

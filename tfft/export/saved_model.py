@@ -43,7 +43,7 @@ def export_saved_model(model, export_dir, version=None, max_length=None):
     each model's docstring for its inputs and outputs.
 
     Args:
-        model: a tfft task model (`SequenceClassifier`, `TokenClassifier`, ...) with its tokenizer.
+        model: a tfft task model (a `TaskModel` with `serving_signatures`) with its tokenizer.
         export_dir: the model's base directory, as TF Serving's `--model_base_path`.
         version: an integer; default one more than the highest version already there.
         max_length: truncation length of the in-graph tokenizer (default: the encoder's

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.encoders.conftest import ENCODER_FIXTURES, reference, reference_inputs
+from tests.tasks.hf_models import perturbed_hf_model
 from tests.tasks.question_answering.conftest import QA_DATA
 from tfft.errors import DataError
 from tfft.tasks.question_answering.data import QAExamples, read_squad
@@ -36,16 +37,6 @@ def model(tiny_checkpoint):
     return model
 
 
-def _perturbed(model):
-    import torch
-
-    torch.manual_seed(0)
-    with torch.no_grad():  # the head starts at zero bias; noise makes a mapping mistake show
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
-
-
 @pytest.mark.requires("torch")
 @pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra", "albert", "xlm_roberta"])
 def test_transformers_checkpoint_loads_and_saves_back(name, tmp_path):
@@ -53,7 +44,7 @@ def test_transformers_checkpoint_loads_and_saves_back(name, tmp_path):
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(ENCODER_FIXTURES / name)
-    theirs = _perturbed(transformers.AutoModelForQuestionAnswering.from_config(config, attn_implementation="eager"))
+    theirs = perturbed_hf_model(transformers.AutoModelForQuestionAnswering, config)
     theirs.save_pretrained(tmp_path / "theirs")
     inputs = reference_inputs(reference(name))
     if name == "distilbert":

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tests.conftest import FIXTURES
 from tests.encoders.conftest import ENCODER_FIXTURES, reference, reference_inputs
+from tests.tasks.hf_models import perturbed_hf_model
 from tfft.tasks.token_classification.features import IGNORE, make_token_features, word_predictions
 from tfft.tasks.token_classification.model import TokenClassifier
 from tfft.tasks.token_classification.schemes import extract_entities
@@ -110,16 +111,6 @@ def test_in_graph_entities_equal_seqeval_chunking():
                                        probabilities[row, first : last + 1].mean(), rtol=1e-6)
 
 
-def _perturbed(model):
-    import torch
-
-    torch.manual_seed(0)
-    with torch.no_grad():  # the head starts at zero bias; noise makes a mapping mistake show
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
-
-
 @pytest.mark.requires("torch")
 @pytest.mark.parametrize("name", ["bert", "roberta", "distilbert", "electra", "albert", "xlm_roberta"])
 def test_transformers_checkpoint_loads_and_saves_back(name, tmp_path):
@@ -127,8 +118,7 @@ def test_transformers_checkpoint_loads_and_saves_back(name, tmp_path):
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(ENCODER_FIXTURES / name, id2label=dict(enumerate(LABELS)))
-    theirs = _perturbed(transformers.AutoModelForTokenClassification.from_config(config,
-                                                                                 attn_implementation="eager"))
+    theirs = perturbed_hf_model(transformers.AutoModelForTokenClassification, config)
     theirs.save_pretrained(tmp_path / "theirs")
     inputs = reference_inputs(reference(name))
     if name == "distilbert":
