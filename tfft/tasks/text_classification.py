@@ -45,6 +45,7 @@ class TextClassification(Task):
     def __init__(self, config):
         super().__init__(config)
         self.label_vocab = None
+        self._eval_data = {}  # id(examples) -> (dataset, labels): dev is tokenized once, not every epoch
 
     @property
     def input_fields(self):
@@ -105,8 +106,11 @@ class TextClassification(Task):
     def evaluate(self, model, examples, verbose=0):
         from tfft.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
-        dataset = self.dataset(model, examples)
-        labels = np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
+        if id(examples) not in self._eval_data:
+            dataset = self.dataset(model, examples)
+            labels = np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
+            self._eval_data[id(examples)] = dataset, labels
+        dataset, labels = self._eval_data[id(examples)]
         scores = np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=verbose), np.float64)
         kind, names = self._problem[1], list(self.label_vocab.names)
         if kind == "classification":

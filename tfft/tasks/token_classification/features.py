@@ -165,3 +165,18 @@ def word_predictions(features: TokenFeatures, logits, num_words):
                 tags[sentence][word] = int(np.argmax(probs[position]))
                 scores[sentence][word] = float(probs[position].max())
     return tags, scores
+
+
+def pad_windows(features, indices, pad_id):
+    """A padded int32 batch {input_ids, attention_mask, token_type_ids} of the windows `indices`."""
+    indices = list(indices)
+    width = max(len(features.input_ids[i]) for i in indices)
+    batch = {name: np.zeros((len(indices), width), np.int32) for name in ("input_ids", "attention_mask",
+                                                                          "token_type_ids")}
+    batch["input_ids"][:] = pad_id
+    for row, i in enumerate(indices):
+        n = len(features.input_ids[i])
+        batch["input_ids"][row, :n] = features.input_ids[i]
+        batch["token_type_ids"][row, :n] = features.token_type_ids[i]
+        batch["attention_mask"][row, :n] = 1
+    return batch

@@ -11,7 +11,7 @@ from keras import ops
 
 from tfft.encoders import Encoder
 from tfft.encoders.encoder import encoder_class_for
-from tfft.tasks.token_classification.features import IGNORE, make_token_features, word_predictions
+from tfft.tasks.token_classification.features import IGNORE, make_token_features, pad_windows, word_predictions
 from tfft.tasks.task_model import TaskModel
 from tfft.tasks.token_classification.schemes import extract_entities
 
@@ -141,8 +141,6 @@ class TokenClassifier(TaskModel):
 
         Words that do not fit `max_length` (without `stride`) are tagged "O" with probability 0.
         """
-        from tfft.tasks.token_classification.task import pad_windows
-
         max_length = max_length or self.encoder.config.max_position_embeddings
         features = make_token_features(words, self.tokenizer, max_length=max_length, stride=stride)
         logits = []
@@ -177,7 +175,7 @@ class TokenClassifier(TaskModel):
                 {"label": label, "text": text[spans[i][first][0]:spans[i][last][1]],
                  "start": spans[i][first][0], "end": spans[i][last][1],
                  "score": float(np.mean(scores[first : last + 1]))}
-                for label, first, last in _entities(tags, self.scheme)])
+                for label, first, last in extract_entities(list(tags), scheme=self.scheme)])
         return results
 
     # --- export -------------------------------------------------------------------------------
@@ -217,8 +215,3 @@ class TokenClassifier(TaskModel):
             "dropout": self.dropout_rate,
             "scheme": self.scheme,
         }
-
-
-def _entities(tags, scheme):
-    """(type, first word, last word) of each entity in one sentence's tags (seqeval's default mode)."""
-    return [(label, start, end) for label, start, end in extract_entities(list(tags), scheme=scheme)]

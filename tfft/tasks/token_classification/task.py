@@ -82,21 +82,6 @@ def make_token_dataset(examples, model, *, batch_size=32, max_length=128, stride
                             source=examples.source)
 
 
-def pad_windows(features, indices, pad_id):
-    """A padded int32 batch {input_ids, attention_mask, token_type_ids} of the windows `indices`."""
-    indices = list(indices)
-    width = max(len(features.input_ids[i]) for i in indices)
-    batch = {name: np.zeros((len(indices), width), np.int32) for name in ("input_ids", "attention_mask",
-                                                                          "token_type_ids")}
-    batch["input_ids"][:] = pad_id
-    for row, i in enumerate(indices):
-        n = len(features.input_ids[i])
-        batch["input_ids"][row, :n] = features.input_ids[i]
-        batch["token_type_ids"][row, :n] = features.token_type_ids[i]
-        batch["attention_mask"][row, :n] = 1
-    return batch
-
-
 class TokenClassification(Task):
     name = "token_classification"
     model_config = TokenClassificationModelConfig
