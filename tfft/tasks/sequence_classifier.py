@@ -313,7 +313,13 @@ class SequenceClassifier(TaskModel):
             problem_type=self.problem_type,
         )
         hf_config[encoder.hf_classifier_dropout_key] = self.dropout_rate
-        return self.write_pretrained(save_dir, hf_config, encoder.hf_weight_map(self.classifier))
+        return self.write_pretrained(save_dir, hf_config, self.hf_weight_table())
+
+    peft_task_type = "SEQ_CLS"
+    peft_head_modules = ("classifier",)
+
+    def hf_weight_table(self):
+        return self.encoder.hf_weight_map(self.classifier)
 
     def _check_hf_format(self):
         encoder = self.encoder

@@ -17,10 +17,15 @@ class TaskModel(keras.Model):
     other arguments from `head_config()`.
     """
 
+    # Hugging Face PEFT's task_type, and the head's module paths (always in `modules_to_save`).
+    peft_task_type = ""
+    peft_head_modules = ()
+
     def __init__(self, encoder, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.tokenizer = None  # attached by from_pretrained; used by raw-text prediction and export
+        self._adapters = None  # tfft.peft.model.Adapters once an adapter is added
 
     def head_config(self) -> dict:
         raise NotImplementedError
@@ -32,6 +37,141 @@ class TaskModel(keras.Model):
                                    kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
         layer.build((None, config.hidden_size))
         return layer
+
+    def hf_weight_table(self):
+        """`{hf_tensor_name: (variable, transpose)}` in the layout of the transformers class the
+        model saves as; PEFT names modules by it."""
+        raise NotImplementedError
+
+    # --- parameter-efficient fine-tuning (tfft.peft) --------------------------------------------
+
+    def add_adapter(self, name, config):
+        """Adds a PEFT adapter (a `tfft.peft` config, or a dict with `method`) and freezes the base.
+
+        The first adapter becomes the active one. Only the active adapter's weights (and its
+        copy of the task head) train. Returns the config with its defaults resolved.
+
+        Example:
+            >>> from tfft.peft import LoraConfig
+            >>> model.add_adapter("sentiment", LoraConfig(r=8, lora_alpha=16))
+            >>> model.print_trainable_parameters()
+            >>> model.compile(optimizer=...); model.fit(...)
+            >>> model.save_adapter("adapters/sentiment")
+        """
+        from tfft.peft.model import Adapters
+
+        if self._adapters is None:
+            self._adapters = Adapters(self)
+        return self._adapters.add(name, config)
+
+    def load_adapter(self, directory, name="default"):
+        """Adds the adapter saved in `directory` (by tfft or by Hugging Face PEFT) under `name`."""
+        from tfft.peft.files import load_adapter_tensors, read_adapter_config
+
+        from tfft.peft.model import Adapters
+
+        config, _ = read_adapter_config(directory)
+        if self._adapters is None:
+            self._adapters = Adapters(self)
+        adapters = self._adapters
+        config = adapters.add(name, config, source=str(directory), from_file=True)
+        try:
+            load_adapter_tensors(adapters, directory, name)
+        except Exception:
+            self.delete_adapter(name)  # nothing half-loaded stays on the model
+            raise
+        return config
+
+    def save_adapter(self, directory, name=None, base_model_name_or_path=None):
+        """Writes adapter `name` (default the active one) in Hugging Face PEFT's format: only its
+        own weights and config, never the base model's. `base_model_name_or_path` is recorded in
+        adapter_config.json (default the checkpoint the encoder was loaded from)."""
+        from tfft.peft.files import save_adapter
+        from tfft.peft.model import adapters_of
+
+        adapters = adapters_of(self)
+        name = name or adapters.active
+        adapters._require(name)
+        if base_model_name_or_path is None and self.encoder.loading_report is not None:
+            base_model_name_or_path = self.encoder.loading_report.checkpoint
+        merged = adapters.merged
+        adapters.unmerge()
+        try:
+            return save_adapter(adapters, directory, name, base_model_name_or_path)
+        finally:
+            if merged:
+                adapters.merge()
+
+    def set_adapter(self, name):
+        """Makes adapter `name` the active one (the others stay on the model, inactive)."""
+        from tfft.peft.model import adapters_of
+
+        adapters_of(self).set_active(name)
+
+    def delete_adapter(self, name):
+        """Removes adapter `name`; without adapters left the base model trains in full again."""
+        from tfft.peft.model import adapters_of
+
+        adapters_of(self).delete(name)
+
+    def disable_adapters(self):
+        """A context manager: inside it the model is the base model, exactly.
+
+            >>> with model.disable_adapters():
+            ...     base_logits = model(batch)
+        """
+        from tfft.peft.model import adapters_of
+
+        return adapters_of(self).disabled()
+
+    def merge_adapter(self):
+        """Folds the active adapter into the base weights (no extra inference cost); `unmerge_adapter` undoes it."""
+        from tfft.peft.model import adapters_of
+
+        adapters_of(self).merge()
+
+    def unmerge_adapter(self):
+        from tfft.peft.model import adapters_of
+
+        adapters_of(self).unmerge()
+
+    def merge_and_unload(self):
+        """Merges the active adapter for good and removes the adapters: a plain model, for export."""
+        from tfft.peft.model import adapters_of
+
+        adapters_of(self).merge_and_unload()
+        self._adapters = None
+        return self
+
+    @property
+    def active_adapter(self):
+        return None if self._adapters is None else self._adapters.active
+
+    @property
+    def peft_config(self):
+        """`{adapter name: config}`, as in peft."""
+        return {} if self._adapters is None else dict(self._adapters.configs)
+
+    def trainable_parameters(self):
+        """Parameter counts: `trainable`, `total`, and with an adapter `adapter` (the method's own),
+        `head` (the task head's copy) and `encoder` (the encoder's parameters)."""
+        from tfft.peft.model import _count
+
+        if self._adapters is not None and self._adapters.active is not None:
+            counts = self._adapters.parameter_counts()
+        else:
+            counts = {"trainable": _count(self.trainable_weights), "total": _count(self.weights)}
+        counts["encoder"] = _count([v for v in self.encoder.weights if not _is_adapter_variable(self, v)])
+        return counts
+
+    def print_trainable_parameters(self):
+        """Prints peft's line (trainable, all, %) and, with an adapter, its share of the encoder."""
+        counts = self.trainable_parameters()
+        print(f"trainable params: {counts['trainable']:,d} || all params: {counts['total']:,d} || "
+              f"trainable%: {100 * counts['trainable'] / counts['total']:.4f}")
+        if "adapter" in counts:
+            print(f"adapter params: {counts['adapter']:,d} ({100 * counts['adapter'] / counts['encoder']:.4f}% of the "
+                  f"encoder's {counts['encoder']:,d}) + task head: {counts['head']:,d}")
 
     # --- transformers checkpoints -------------------------------------------------------------
 
@@ -61,21 +201,34 @@ class TaskModel(keras.Model):
         return save_dir
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             **self.head_config(),
         }
+        if self._adapters is not None and self._adapters.configs:
+            adapters = self._adapters
+            config["adapters"] = {"configs": {name: c.to_dict() for name, c in adapters.configs.items()},
+                                  "active": adapters.active, "merged": adapters.merged}
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        adapters = config.pop("adapters", None)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
+        model = cls(**config)
+        if adapters:
+            # The same adapters, so the saved weights (merged into the base or not) load back.
+            for name, adapter_config in adapters["configs"].items():
+                model.add_adapter(name, adapter_config)
+            model.set_adapter(adapters["active"])
+            model._adapters.mark_merged(adapters["merged"])
+        return model
 
     def save_assets(self, dir_path):
         """Keras-format saving: the tokenizer files travel inside the `.keras` archive."""
@@ -90,3 +243,9 @@ class TaskModel(keras.Model):
             self.tokenizer = Tokenizer.from_pretrained(dir_path)
         except TokenizerError:
             self.tokenizer = None
+
+
+def _is_adapter_variable(model, variable):
+    if model._adapters is None:
+        return False
+    return any(variable is v for w in model._adapters.wrappers.values() for m in w.adapters.values() for v in m.weights)

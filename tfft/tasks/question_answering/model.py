@@ -212,7 +212,13 @@ class QuestionAnswerer(TaskModel):
         encoder = self.encoder
         hf_config = encoder.config_to_hf(encoder.config)
         hf_config.update(architectures=[hf_question_answering_class(encoder)], num_labels=2)
-        return self.write_pretrained(save_dir, hf_config, self.per_token_head_weights(self.qa_outputs))
+        return self.write_pretrained(save_dir, hf_config, self.hf_weight_table())
+
+    peft_task_type = "QUESTION_ANS"
+    peft_head_modules = ("qa_outputs",)
+
+    def hf_weight_table(self):
+        return self.per_token_head_weights(self.qa_outputs)
 
     def head_config(self):
         return {

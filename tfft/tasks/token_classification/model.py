@@ -207,7 +207,13 @@ class TokenClassifier(TaskModel):
             label2id={name: i for i, name in enumerate(self.labels)},
         )
         hf_config[encoder.hf_classifier_dropout_key] = self.dropout_rate
-        return self.write_pretrained(save_dir, hf_config, self.per_token_head_weights(self.classifier))
+        return self.write_pretrained(save_dir, hf_config, self.hf_weight_table())
+
+    peft_task_type = "TOKEN_CLS"
+    peft_head_modules = ("classifier",)
+
+    def hf_weight_table(self):
+        return self.per_token_head_weights(self.classifier)
 
     def head_config(self):
         return {
