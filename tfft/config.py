@@ -84,9 +84,14 @@ class RunConfig:
     task: str = field("text_classification", help="The task: text_classification, token_classification, ...")
     training: TrainingConfig = field(default_factory=TrainingConfig, help="Optimizer and loop.")
     export: ExportConfig = field(default_factory=ExportConfig, help="SavedModel export.")
+    peft: typing.Any = field(None, help="Parameter-efficient fine-tuning: 'method: lora' (or ia3, bitfit) and its "
+                                        "fields (tfft.peft); none: full fine-tuning.")
 
     def to_dict(self):
         values = dataclasses.asdict(self)
+        values["peft"] = self.peft.to_dict() if self.peft is not None else None
+        if values["peft"] is None:
+            del values["peft"]
         return {"task": values.pop("task"), **values}
 
 
@@ -196,4 +201,11 @@ def config_from_dict(values, source="config"):
     if not isinstance(name, str):
         raise ConfigError(f"{source}: 'task' must be str, got {name!r}")
     task = get_task(name, source)
-    return _from_dict(RunConfig, values, source, types_of={"model": task.model_config, "data": task.data_config})
+    values = dict(values)
+    peft = values.pop("peft", None)
+    config = _from_dict(RunConfig, values, source, types_of={"model": task.model_config, "data": task.data_config})
+    if peft is not None:
+        from tfft.peft import parse_peft_config
+
+        config.peft = parse_peft_config(peft, source)
+    return config

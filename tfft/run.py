@@ -9,6 +9,12 @@ directory is created, so a failed start leaves nothing behind. A run directory h
     tensorboard/     TensorBoard logs               metrics.json  dev and test metrics
     model.keras      the fine-tuned model (tokenizer inside)
     export/<version>/  SavedModel for TF Serving
+
+With a `peft:` section the run trains an adapter on the frozen base and keeps, instead of
+model.keras, `adapter/` (Hugging Face PEFT's files: adapter_config.json and
+adapter_model.safetensors) and `base_model.json`, the reference to the base checkpoint (never a
+copy of it) with its weights' SHA-256, checked when the run's model is loaded. The export is
+the merged model.
 """
 
 import shutil
@@ -74,6 +80,10 @@ def train(config: RunConfig, verbose=1):
     strategy = _strategy(t.distribute)
     with strategy.scope():
         model = task.build_model(checkpoint)
+        if config.peft is not None:
+            config.peft = model.add_adapter("default", config.peft)  # config.yaml records the resolved fields
+    if config.peft is not None and verbose:
+        model.print_trainable_parameters()
     train_ds = task.dataset(model, splits["train"], training=True)
     steps_per_epoch = int(train_ds.cardinality())
     total_steps = max(1, steps_per_epoch * t.epochs // t.accumulation_steps)
@@ -117,11 +127,18 @@ def train(config: RunConfig, verbose=1):
     if skipped:
         metrics["skipped_rows"] = skipped
     task.after_fit(model, splits)
+    if config.peft is not None:
+        model.merge_adapter()  # evaluation at the base model's cost
     for split in ("dev", "test"):
         if splits[split] is not None:
             metrics[split] = task.evaluate(model, splits[split], verbose=1 if verbose == 1 else 0)
             print(f"\n{split} metrics ({splits[split].source}):\n{task.format_report(metrics[split])}")
-    model.save(run_dir / "model.keras")
+    if config.peft is not None:
+        model.save_adapter(run_dir / ADAPTER_DIR, base_model_name_or_path=str(checkpoint))
+        write_base_reference(run_dir, config.model.checkpoint, checkpoint, model.head_config())
+        model.merge_and_unload()  # the export is the plain merged model
+    else:
+        model.save(run_dir / "model.keras")
     if config.export.enabled:
         from tfft.export import export_saved_model
 
@@ -133,11 +150,76 @@ def train(config: RunConfig, verbose=1):
     return metrics
 
 
-def load_run_model(run_dir):
-    """The fine-tuned model of a finished run (its tokenizer attached)."""
+ADAPTER_DIR = "adapter"
+BASE_REFERENCE = "base_model.json"
+
+
+def _weights_digest(checkpoint_dir):
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(Path(checkpoint_dir).glob("*.safetensors")) or sorted(Path(checkpoint_dir).glob("*.bin"))
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def write_base_reference(run_dir, spec, checkpoint_dir, head_config):
+    """`base_model.json`: the base checkpoint, its weights' digest, and the head's fields as
+    trained (what `after_fit` set, e.g. a no-answer threshold, which the base config lacks)."""
+    from tfft.weights import write_json_atomic
+
+    write_json_atomic({"checkpoint": spec, "resolved_path": str(checkpoint_dir),
+                       "weights_sha256": _weights_digest(checkpoint_dir), "head_config": head_config},
+                      Path(run_dir) / BASE_REFERENCE)
+
+
+def _read_base_reference(run_dir):
+    """The base checkpoint directory of a PEFT run, checked against the digest taken at training,
+    and the head's fields as trained."""
+    import json
+
+    from tfft.hub import resolve_pretrained_dir
+
+    path = Path(run_dir) / BASE_REFERENCE
+    if not path.is_file():
+        raise TfftError(f"{run_dir} has an adapter but no {BASE_REFERENCE} naming its base checkpoint")
+    reference = json.loads(path.read_text(encoding="utf-8"))
+    checkpoint = resolve_pretrained_dir(reference["checkpoint"])
+    if _weights_digest(checkpoint) != reference["weights_sha256"]:
+        raise TfftError(f"{path}: the base checkpoint {reference['checkpoint']} ({checkpoint}) is not the one the "
+                        "adapter was trained on (its weights' SHA-256 differs)")
+    return checkpoint, reference["head_config"]
+
+
+def _with_head_config(model, head_config):
+    """`model` with the head fields `head_config` (a rebuilt copy where they differ)."""
+    import json
+
+    if json.loads(json.dumps(model.head_config())) == head_config:
+        return model
+    rebuilt = type(model).from_config({**model.get_config(), **head_config})
+    rebuilt.set_weights(model.get_weights())
+    rebuilt.tokenizer = model.tokenizer
+    return rebuilt
+
+
+def load_run_model(run_dir, task=None):
+    """The fine-tuned model of a finished run (its tokenizer attached). A PEFT run's model is
+    its base checkpoint with the adapter loaded and merged (inference at the base's cost)."""
     import tfft.tasks  # noqa: F401  (registers the task classes with Keras before loading)
 
-    path = Path(run_dir) / "model.keras"
+    run_dir = Path(run_dir)
+    if (run_dir / ADAPTER_DIR).is_dir():
+        task = task or load_run_task(run_dir)
+        checkpoint, head_config = _read_base_reference(run_dir)
+        model = _with_head_config(task.build_model(checkpoint), head_config)
+        model.load_adapter(run_dir / ADAPTER_DIR)
+        model.merge_adapter()
+        return model
+    path = run_dir / "model.keras"
     if not path.is_file():
         raise TfftError(f"no trained model at {path}: train first (tfft train CONFIG)")
     return keras.saving.load_model(path, compile=False)  # inference only: no optimizer state needed
@@ -165,7 +247,7 @@ def load_run_task(run_dir):
 def evaluate(run_dir, data_path, verbose=0):
     """Metrics of a finished run's model on a labelled file; `verbose=1` shows a progress bar."""
     task = load_run_task(run_dir)
-    model = load_run_model(run_dir)
+    model = load_run_model(run_dir, task)
     examples = task.read_split(data_path, "evaluate")
     task.check(examples)
     return task.evaluate(model, examples, verbose=verbose)
@@ -184,7 +266,7 @@ def predict(run_dir, inputs, batch_size=32, progress=False, locations=None):
     records = [item if isinstance(item, dict) else
                task.parse_input(item, locations[i] if locations else f"input {i + 1}")
                for i, item in enumerate(inputs)]
-    model = load_run_model(run_dir)
+    model = load_run_model(run_dir, task)
     with tqdm(total=len(records), unit="input", desc="predict", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(records), batch_size):
             batch = records[start : start + batch_size]
@@ -197,6 +279,8 @@ def export(run_dir, export_dir=None, version=None):
     from tfft.export import export_saved_model
 
     task = load_run_task(run_dir)
-    model = load_run_model(run_dir)
+    model = load_run_model(run_dir, task)
+    if model.peft_config:
+        model.merge_and_unload()
     return export_saved_model(model, export_dir or Path(run_dir) / "export", version=version,
                               max_length=task.export_max_length())

@@ -131,4 +131,8 @@ class Task:
 
         values = {**dataclasses.asdict(self.config.training), **dataclasses.asdict(self.config.model)}
         values["task"] = self.name
+        peft = getattr(self.config, "peft", None)
+        values["peft"] = peft.method if peft is not None else "none"
+        if peft is not None:
+            values.update({f"peft_{k}": v for k, v in dataclasses.asdict(peft).items()})
         return {k: v for k, v in values.items() if isinstance(v, (int, float, str, bool))}

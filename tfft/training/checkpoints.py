@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from tfft.training.weights import load_weights, save_weights
+
 _LOWER_IS_BETTER = ("loss", "mse", "rmse", "mae", "error")
 
 
@@ -17,6 +19,8 @@ def _mode_for(monitor):
 
 class BestCheckpoint(keras.callbacks.EarlyStopping):
     """Saves `best.weights.h5` whenever the monitored dev metric improves; optional early stopping.
+
+    With PEFT adapters the file holds only the adapters' part (`tfft.training.weights`).
 
     Keras's `EarlyStopping` decides improvement and patience; this adds the checkpoint on disk
     and keeps its state in `best.json` (metric, best value and epoch, step, patience count),
@@ -91,7 +95,7 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         if improved:
             self.directory.mkdir(parents=True, exist_ok=True)
             temporary = self.directory / "best.tmp.weights.h5"
-            self.model.save_weights(temporary, overwrite=True)
+            save_weights(self.model, temporary)
             os.replace(temporary, self.weights_path)
         state = {
             "monitor": self.monitor,
@@ -113,8 +117,4 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
         if self.restore_best and self.weights_path.is_file():
-            # The file holds the optimizer too; keep the optimizer as trained.
-            optimizer_state = [variable.numpy() for variable in self.model.optimizer.variables]
-            self.model.load_weights(self.weights_path)
-            for variable, value in zip(self.model.optimizer.variables, optimizer_state):
-                variable.assign(value)
+            load_weights(self.model, self.weights_path, optimizer=False)  # the optimizer stays as trained

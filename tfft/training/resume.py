@@ -23,6 +23,8 @@ from pathlib import Path
 
 import keras
 
+from tfft.training.weights import load_weights, save_weights
+
 logger = logging.getLogger("tfft")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -67,6 +69,8 @@ class _SkipBatches:
 
 class BackupAndResume(keras.callbacks.BackupAndRestore):
     """Backs up weights and optimizer state; a re-run of the same `fit` resumes at the same step.
+
+    With PEFT adapters a backup holds only the adapters' part (`tfft.training.weights`).
 
     The backup is written every `save_freq` batches, at every epoch end, and when SIGTERM or
     SIGINT arrives (after the current batch, or after the epoch end if it arrives during
@@ -176,7 +180,7 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
             if os.path.exists(path):
                 shutil.copyfile(path, previous)
         temporary = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")
-        self.model.save_weights(temporary, overwrite=True)
+        save_weights(self.model, temporary)
         os.replace(temporary, self._weights_path)
         metadata = {
             "epoch": self._current_epoch,
@@ -201,7 +205,7 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             try:
-                self.model.load_weights(weights_path)
+                load_weights(self.model, weights_path)
             except (OSError, ValueError) as error:  # A backup cut short by a crash.
                 logger.warning("backup %s unreadable (%s); trying the previous one", weights_path, error)
                 continue

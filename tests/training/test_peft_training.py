@@ -1,0 +1,104 @@
+"""Training with a PEFT adapter: MirroredStrategy, mixed bfloat16 with XLA, resume and the best
+checkpoint, which hold only the adapter's part."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from tests.training.tiny import LABELS, toy_dataset
+from tfft.peft import LoraConfig
+from tfft.tasks import SequenceClassifier
+from tfft.training import BackupAndResume, BestCheckpoint, create_optimizer
+
+SCRIPT = Path(__file__).with_name("peft_script.py")
+TOTAL_STEPS = 18
+
+
+@pytest.fixture(scope="module")
+def runs():
+    result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_two_devices_and_bf16_xla_train_only_the_adapter(runs):
+    one, two, bf16 = runs["one_device"], runs["two_devices"], runs["bf16_xla"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert one["steps"] == two["steps"] == bf16["steps"] == 12
+    # LoRA A and B of query and value in 2 layers, their 4 biases (bias="lora_only"), the head copy.
+    assert one["trainable"] == two["trainable"] == bf16["trainable"] == 2 * 2 * 3 + 2
+    assert one["optimizer_variables"] == one["trainable"]  # no optimizer state for frozen weights
+    np.testing.assert_allclose(two["losses"], one["losses"], atol=2e-3)
+    assert two["max_adapter_difference"] < 1e-4
+    np.testing.assert_allclose(bf16["losses"], one["losses"], atol=2e-2)
+    assert one["losses"][-1] < one["losses"][0]
+    assert one["frozen_change"] == two["frozen_change"] == bf16["frozen_change"] == 0.0
+
+
+def _model():
+    from tfft.encoders import BertEncoder, EncoderConfig
+
+    keras.utils.set_random_seed(0)
+    config = EncoderConfig(model_type="bert", vocab_size=128, hidden_size=16, num_layers=2, num_heads=2,
+                           intermediate_size=32, hidden_dropout=0.0, attention_dropout=0.0)
+    model = SequenceClassifier(BertEncoder(config), labels=LABELS)
+    model.add_adapter("default", LoraConfig(r=4, lora_alpha=8))
+    model.compile(optimizer=create_optimizer(model, 1e-2, total_steps=TOTAL_STEPS, warmup_steps=2))
+    return model
+
+
+def _fit(model, *callbacks):
+    data = toy_dataset(8).map(lambda ids, y: ({"input_ids": ids}, y))
+    model.fit(data, epochs=3, verbose=0, shuffle=False, callbacks=list(callbacks))
+    return model
+
+
+class CrashAt(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise RuntimeError("worker lost")
+
+
+def test_resume_restores_the_adapter_and_its_backup_holds_only_that(tmp_path):
+    reference = _fit(_model())
+    with pytest.raises(RuntimeError, match="worker lost"):
+        _fit(_model(), BackupAndResume(tmp_path / "backup", save_freq=2), CrashAt(9))
+    backup = tmp_path / "backup" / "latest.weights.h5"
+    with h5py.File(backup, "r") as f:
+        assert f.attrs["tfft_adapter_part"] == 1
+        stored = {f["model"][k].attrs["path"] for k in f["model"]}
+    assert any("lora_A" in path for path in stored)
+    assert not any(path.endswith("word_embeddings/embeddings") for path in stored)
+    full = tmp_path / "full.weights.h5"
+    reference.save_weights(full)
+    assert backup.stat().st_size < full.stat().st_size / 2
+
+    resumed = _fit(_model(), BackupAndResume(tmp_path / "backup", save_freq=2))
+    assert int(resumed.optimizer.iterations.numpy()) == TOTAL_STEPS
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_best_checkpoint_restores_the_best_adapter(tmp_path):
+    class Score(keras.callbacks.Callback):  # best at epoch 2 of 3
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_score"] = [0.1, 0.9, 0.5][epoch]
+            if epoch == 1:
+                self.best = [v.numpy() for v in self.model.trainable_variables]
+
+    score = Score()
+    model = _fit(_model(), score, BestCheckpoint(tmp_path / "best", monitor="val_score"))
+    with h5py.File(tmp_path / "best" / "best.weights.h5", "r") as f:
+        assert f.attrs["tfft_adapter_part"] == 1
+    for variable, best in zip(model.trainable_variables, score.best):
+        np.testing.assert_array_equal(variable.numpy(), best)
