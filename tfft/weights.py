@@ -105,6 +105,7 @@ def _atomic_target(path: Path) -> Iterator[str]:
         # Flush to disk before the rename, or a crash could leave an empty file under `path`.
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # safetensors creates its files 0600; checkpoints are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
