@@ -130,3 +130,17 @@ def test_the_module_list_in_the_error_names_the_encoder_modules(tmp_path, tiny_c
     for name in ("attention.self.query", "attention.self.key", "attention.output.dense", "intermediate.dense",
                  "output.dense", "classifier"):
         assert name in str(error.value)
+
+
+def test_head_fields_set_after_training_come_back_with_the_base(tiny_checkpoint):
+    from tfft.run import _with_head_config
+    from tfft.tasks import QuestionAnswerer
+
+    model = QuestionAnswerer.from_pretrained(tiny_checkpoint, version_2=True)
+    trained = {**model.head_config(), "null_threshold": 1.25}  # what after_fit tuned on dev
+    rebuilt = _with_head_config(model, trained)
+    assert rebuilt.null_threshold == 1.25 and rebuilt.tokenizer is model.tokenizer
+    batch = model.tokenizer(["who?"], ["nobody at all"])
+    for key, value in model(batch).items():
+        np.testing.assert_array_equal(np.asarray(rebuilt(batch)[key]), np.asarray(value))
+    assert _with_head_config(model, model.head_config()) is model

@@ -102,3 +102,37 @@ def test_best_checkpoint_restores_the_best_adapter(tmp_path):
         assert f.attrs["tfft_adapter_part"] == 1
     for variable, best in zip(model.trainable_variables, score.best):
         np.testing.assert_array_equal(variable.numpy(), best)
+
+
+def _weight_gradient_matmuls(model):
+    """MatMuls of the form x^T·dy (a kernel's gradient) that the train step's outputs need."""
+    import tensorflow as tf
+
+    loss_fn = model.default_loss()
+
+    @tf.function
+    def step(ids, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model({"input_ids": ids}, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = step.get_concrete_function(tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)).graph
+    needed, stack = set(), [t.op for t in graph.outputs]
+    while stack:  # what the function runtime executes: the ops the outputs depend on
+        op = stack.pop()
+        if op.name not in needed:
+            needed.add(op.name)
+            stack.extend([i.op for i in op.inputs] + list(op.control_inputs))
+    return sum(1 for op in graph.get_operations()
+               if op.name in needed and op.type == "MatMul" and op.get_attr("transpose_a"))
+
+
+def test_frozen_kernels_get_no_weight_gradient_matmul():
+    from tfft.encoders import BertEncoder, EncoderConfig
+
+    config = EncoderConfig(model_type="bert", vocab_size=128, hidden_size=16, num_layers=2, num_heads=2,
+                           intermediate_size=32)
+    full = SequenceClassifier(BertEncoder(config), labels=LABELS)
+    assert _weight_gradient_matmuls(full) == 2 * 6 + 2  # every Dense of 2 layers, the pooler, the head
+    full.add_adapter("default", LoraConfig(r=2, target_modules=["query", "value"]))
+    assert _weight_gradient_matmuls(full) == 2 * 2 * 2 + 1  # lora_A and lora_B of 4 modules, the head copy

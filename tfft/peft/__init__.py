@@ -4,7 +4,7 @@
     >>> model = tfft.SequenceClassifier.from_pretrained("path/to/minilm", labels=["neg", "pos"])
     >>> model.add_adapter("sentiment", LoraConfig(r=8, lora_alpha=16))
     >>> model.print_trainable_parameters()
-    trainable params: 74,498 || all params: 22,787,970 || trainable%: 0.3269
+    trainable params: 74,498 || all params: 22,788,484 || trainable%: 0.3269
     >>> model.compile(optimizer=...); model.fit(train, ...)
     >>> model.save_adapter("adapters/sentiment")      # Hugging Face PEFT's files
 

@@ -16,7 +16,7 @@ import numpy as np
 from tfft.errors import ConfigError
 from tfft.peft.config import parse_peft_config
 from tfft.peft.methods import METHODS
-from tfft.peft.modules import module_table, select_modules
+from tfft.peft.modules import _names, module_table, select_modules
 from tfft.peft.wrapper import AdaptedLayer, SavedCopy, replace_sublayer
 
 logger = logging.getLogger("tfft")
@@ -56,10 +56,11 @@ class Adapters:
         model_name = f"{type(model).__name__} on {type(model.encoder).__name__}"
         requested = list(config.modules_to_save or [])
         if from_file:
-            requested = [n for n in requested if any(p == n or p.endswith("." + n) for p in table)]
+            requested = [n for n in requested if any(_names(p, n, True) for p in table)]
         heads = [head for head in model.peft_head_modules if head not in requested]
-        saved = select_modules(requested, table, "peft.modules_to_save", source, model_name) if requested else []
-        saved += [m for m in select_modules(heads, table, "peft.modules_to_save", source, model_name) if m not in saved]
+        saved = select_modules(requested, table, "peft.modules_to_save", source, model_name, children=True)
+        saved += [m for m in select_modules(heads, table, "peft.modules_to_save", source, model_name, children=True)
+                  if m not in saved]
         config = dataclasses.replace(config, modules_to_save=requested + heads)
         saved_paths = {m.path for m in saved}
         # Everything that can fail is checked before the model changes.

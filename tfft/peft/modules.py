@@ -103,10 +103,19 @@ def _module_list(table):
     return ", ".join(names)
 
 
-def select_modules(target, table, key, source, model_name):
+def _names(path, name, children):
+    if path == name or path.endswith("." + name):
+        return True
+    # modules_to_save names a module with everything inside it (RoBERTa's `classifier` holds
+    # `classifier.dense` and `classifier.out_proj`).
+    return children and (path.startswith(name + ".") or f".{name}." in path)
+
+
+def select_modules(target, table, key, source, model_name, children=False):
     """The modules `target` names, as peft matches them: a list of names each matching a path or
-    its last dotted parts, or one string as a regular expression over whole paths. Every listed
-    name must match (peft would skip a misspelt one silently)."""
+    its last dotted parts (with `children`, also the modules inside it), or one string as a
+    regular expression over whole paths. Every listed name must match (peft would skip a
+    misspelt one silently)."""
     if isinstance(target, str):
         try:
             pattern = re.compile(target)
@@ -117,7 +126,7 @@ def select_modules(target, table, key, source, model_name):
     else:
         chosen, missing = [], []
         for name in target:
-            hits = [m for path, m in table.items() if path == name or path.endswith("." + name)]
+            hits = [m for path, m in table.items() if _names(path, name, children)]
             if not hits:
                 missing.append(name)
             chosen.extend(m for m in hits if m not in chosen)
