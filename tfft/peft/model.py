@@ -17,7 +17,7 @@ from tfft.errors import ConfigError
 from tfft.peft.config import parse_peft_config
 from tfft.peft.methods import METHODS
 from tfft.peft.modules import _names, module_table, select_modules
-from tfft.peft.wrapper import AdaptedLayer, SavedCopy, replace_sublayer
+from tfft.peft.wrapper import AdaptedLayer, BiasDelta, SavedCopy, replace_sublayer
 
 logger = logging.getLogger("tfft")
 
@@ -171,7 +171,10 @@ class Adapters:
         modules = self.modules_of(name) if name else {}
         head = _count([v for m in modules.values() if isinstance(m, SavedCopy) for v in m.weights])
         adapter = _count([v for m in modules.values() if not isinstance(m, SavedCopy) for v in m.weights])
-        total = _count(self.model.weights)
+        # A trained bias counts once, as in peft (which trains the base's bias in place).
+        deltas = [layer.delta for w in self.wrappers.values() for m in w.adapters.values()
+                  for layer in m._flatten_layers() if isinstance(layer, BiasDelta)]
+        total = _count(self.model.weights) - _count(deltas)
         base = _count([v for v, _ in self._frozen])
         return {"adapter": adapter, "head": head, "trainable": adapter + head, "base": base, "total": total}
 

@@ -74,12 +74,17 @@ class TaskModel(keras.Model):
         if self._adapters is None:
             self._adapters = Adapters(self)
         adapters = self._adapters
+        merged = adapters.merged
+        adapters.unmerge()  # a trained bias is read against the base's own bias
         config = adapters.add(name, config, source=str(directory), from_file=True)
         try:
             load_adapter_tensors(adapters, directory, name)
         except Exception:
             self.delete_adapter(name)  # nothing half-loaded stays on the model
             raise
+        finally:
+            if merged:
+                adapters.merge()
         return config
 
     def save_adapter(self, directory, name=None, base_model_name_or_path=None):
@@ -192,6 +197,10 @@ class TaskModel(keras.Model):
         from tfft.encoders.encoder import hf_tensors
         from tfft.weights import save_state_dict, write_json_atomic
 
+        if self._adapters is not None and self._adapters.configs:
+            raise ValueError("this model has PEFT adapters: save_adapter(directory) writes an adapter; "
+                             "merge_and_unload() first makes the plain merged model that save_pretrained writes")
+
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         save_state_dict(hf_tensors(weight_map), save_dir / "model.safetensors")
@@ -229,6 +238,15 @@ class TaskModel(keras.Model):
             model.set_adapter(adapters["active"])
             model._adapters.mark_merged(adapters["merged"])
         return model
+
+    def fit(self, *args, **kwargs):
+        optimizer = self.optimizer
+        if optimizer is not None and optimizer.built and self._adapters is not None:
+            built_for = {id(v) for v in optimizer._trainable_variables}
+            if built_for != {id(v) for v in self.trainable_variables}:
+                raise ValueError("the trainable variables changed since the optimizer was built (an adapter was "
+                                 "added, switched or deleted): compile the model again with a new optimizer")
+        return super().fit(*args, **kwargs)
 
     def save_assets(self, dir_path):
         """Keras-format saving: the tokenizer files travel inside the `.keras` archive."""
