@@ -1,5 +1,6 @@
 """Trains a tiny BERT classifier with a LoRA adapter: on one device, on two logical CPU devices
-(MirroredStrategy) with the same global batch, and in mixed bfloat16 with XLA.
+(MirroredStrategy) with the same global batch, in mixed bfloat16 with XLA, and in mixed float16
+(dynamic loss scaling).
 
 Run by test_peft_training.py in its own process (logical devices must be set before TensorFlow
 initializes). Prints one JSON line per run: losses, steps, trainable variable count, the
@@ -50,12 +51,14 @@ def train(devices, dtype=None, jit_compile=False):
         "steps": int(optimizer.iterations.numpy()),
         "trainable": len(model.trainable_variables),
         "optimizer_variables": len(optimizer._trainable_variables),
+        "optimizer": type(optimizer).__name__,
         "frozen_change": max(float(np.max(np.abs(v.numpy() - before))) for v, before in frozen),
         "adapter": [np.asarray(v.numpy(), np.float32).tolist() for v in model.trainable_variables],
     }
 
 
-runs = {"one_device": train(1), "two_devices": train(2), "bf16_xla": train(1, "mixed_bfloat16", jit_compile=True)}
+runs = {"one_device": train(1), "two_devices": train(2), "bf16_xla": train(1, "mixed_bfloat16", jit_compile=True),
+        "fp16": train(1, "mixed_float16")}
 reference = runs["one_device"]["adapter"]
 for run in runs.values():
     run["max_adapter_difference"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))

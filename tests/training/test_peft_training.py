@@ -27,8 +27,8 @@ def runs():
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_two_devices_and_bf16_xla_train_only_the_adapter(runs):
-    one, two, bf16 = runs["one_device"], runs["two_devices"], runs["bf16_xla"]
+def test_two_devices_bf16_xla_and_fp16_train_only_the_adapter(runs):
+    one, two, bf16, fp16 = runs["one_device"], runs["two_devices"], runs["bf16_xla"], runs["fp16"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert one["steps"] == two["steps"] == bf16["steps"] == 12
     # LoRA A and B of query and value in 2 layers, their 4 biases (bias="lora_only"), the head copy.
@@ -38,7 +38,9 @@ def test_two_devices_and_bf16_xla_train_only_the_adapter(runs):
     assert two["max_adapter_difference"] < 1e-4
     np.testing.assert_allclose(bf16["losses"], one["losses"], atol=2e-2)
     assert one["losses"][-1] < one["losses"][0]
-    assert one["frozen_change"] == two["frozen_change"] == bf16["frozen_change"] == 0.0
+    assert one["frozen_change"] == two["frozen_change"] == bf16["frozen_change"] == fp16["frozen_change"] == 0.0
+    assert fp16["optimizer"] == "LossScaleOptimizer" and fp16["steps"] == 12
+    np.testing.assert_allclose(fp16["losses"], one["losses"], atol=2e-2)
 
 
 def _model():
