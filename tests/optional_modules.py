@@ -23,7 +23,7 @@ import pytest
 # import name -> how to install it
 OPTIONAL_MODULES = {
     "torch": "pip install torch==2.13.0",
-    "peft": "pip install peft",
+    "peft": "pip install -e \".[hf-peft]\" after torch==2.13.0",
     "seqeval": "pip install seqeval",
     "kserve": "pip install kserve",
     "onnxruntime": "pip install onnxruntime",

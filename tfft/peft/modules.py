@@ -140,11 +140,12 @@ def select_modules(target, table, key, source, model_name, children=False):
     return [m for m in table.values() if m in chosen]
 
 
-def require_dense(modules, key, source, method):
+def require_dense(modules, key, source, method, table):
     """Raises ConfigError when a method that adapts Dense layers is pointed at a normalization layer."""
     others = [m.path for m in modules if not m.is_dense]
     if others:
+        dense = {path: m for path, m in table.items() if m.is_dense}
         raise ConfigError(
             f"{source}: '{key}': {method} adapts Dense layers; {', '.join(others[:3])} "
-            f"{'is a' if len(others) == 1 else 'are'} LayerNormalization"
+            f"{'is a' if len(others) == 1 else 'are'} LayerNormalization. The Dense modules: {_module_list(dense)}"
         )

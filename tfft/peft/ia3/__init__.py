@@ -29,7 +29,7 @@ def build_modules(config, table, model_name, source, saved):
     if outside:
         raise ConfigError(f"{source}: 'peft.feedforward_modules' must be among peft.target_modules; "
                           f"{', '.join(outside[:3])} is not")
-    require_dense(targets, "peft.target_modules", source, "IA3")
+    require_dense(targets, "peft.target_modules", source, "IA3", table)
     feedforward_paths = {m.path for m in feedforward}
     modules = {m.path: IA3Module(m.layer, m.path in feedforward_paths) for m in targets if m.path not in saved}
     return config, modules

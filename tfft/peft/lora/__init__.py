@@ -18,7 +18,7 @@ def build_modules(config, table, model_name, source, saved):
         config = dataclasses.replace(config, target_modules=short_names(targets))
     else:
         targets = select_modules(config.target_modules, table, "peft.target_modules", source, model_name)
-    require_dense(targets, "peft.target_modules", source, "LoRA")
+    require_dense(targets, "peft.target_modules", source, "LoRA", table)
     targets = [m for m in targets if m.path not in saved]
     modules = {m.path: LoraModule(m.layer, config.r, config.scaling, config.lora_dropout,
                                   train_bias=config.bias != "none") for m in targets}
