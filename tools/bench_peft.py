@@ -27,8 +27,9 @@ rest of the config is the task's. The table reports:
                  machine hits each alike; the median step and its ratio to full fine-tuning's
 
 Example:
-    python tools/bench_peft.py --task sentiment                       # ~35 min on 2 cores
-    python tools/bench_peft.py --task ner --methods full,lora --epochs 10
+    python tools/bench_peft.py --task sentiment                       # ~40 min on 2 cores
+    python tools/bench_peft.py --task ner                             # ~35 min
+    python tools/bench_peft.py --task ner --methods full,lora --epochs 5
 """
 
 import argparse
@@ -138,7 +139,7 @@ def run_worker(task_name, method, epochs):
     model = build_for(task, config, method, t.seed)
     counts = model.trainable_parameters()
     encoder = counts["encoder"]
-    own = counts.get("adapter", counts["trainable"] if method == "full" else 0)
+    own = counts.get("adapter", encoder if method == "full" else 0)  # the head is not the method's
     train_ds = task.dataset(model, splits["train"], training=True)
     total_steps = int(train_ds.cardinality()) * t.epochs
     model.compile(optimizer=create_optimizer(model, t.learning_rate, total_steps, warmup_ratio=t.warmup_ratio,
