@@ -136,7 +136,7 @@ def train(config: RunConfig, verbose=1):
     if config.peft is not None:
         model.save_adapter(run_dir / ADAPTER_DIR, base_model_name_or_path=str(checkpoint))
         write_base_reference(run_dir, config.model.checkpoint, checkpoint, model.head_config())
-        model.merge_and_unload()  # the export is the plain merged model
+        model.fold_adapters()  # the export: the merged plain model, or the base with the adapter in its graph
     else:
         model.save(run_dir / "model.keras")
     if config.export.enabled:
@@ -281,6 +281,6 @@ def export(run_dir, export_dir=None, version=None):
     task = load_run_task(run_dir)
     model = load_run_model(run_dir, task)
     if model.peft_config:
-        model.merge_and_unload()
+        model.fold_adapters()
     return export_saved_model(model, export_dir or Path(run_dir) / "export", version=version,
                               max_length=task.export_max_length())

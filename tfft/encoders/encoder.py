@@ -207,6 +207,7 @@ class Encoder(keras.Model):
         self.build_layers()
         self.lm_head = self.build_lm_head() if lm_head else None
         self.loading_report = None
+        self.virtual_tokens = None  # tfft.peft's prompt-learning adapters, once one is added
         self._build_sublayers()
         # Built from the config alone. Not through `build()`: Keras would record a `None` input
         # shape and later trace a float serving signature from it when exporting.
@@ -247,16 +248,29 @@ class Encoder(keras.Model):
 
     def call(self, inputs, training=None, output_hidden_states=False):
         tensors = _standardize_inputs(inputs)
-        x = self.embeddings(tensors["input_ids"], tensors.get("token_type_ids"), training=training)
-        bias = attention_bias(tensors["attention_mask"], keras.backend.standardize_dtype(x.dtype))
+        input_ids, mask = tensors["input_ids"], tensors["attention_mask"]
+        # tfft.peft's prompt learning (tfft.peft.virtual_tokens): soft prompts before the tokens, or
+        # key/value prefixes at every layer; n virtual tokens, always visible. None: the plain encoder.
+        virtual = self.virtual_tokens.running() if self.virtual_tokens is not None else None
+        prompts = prefixes = None
+        if virtual is not None:
+            batch = ops.shape(input_ids)[0]
+            prompts, prefixes = virtual.prompts(batch, training), virtual.prefixes(training)
+            mask = ops.concatenate([ops.ones((batch, virtual.num_virtual_tokens), mask.dtype), mask], axis=1)
+        x = self.embeddings(input_ids, tensors.get("token_type_ids"), training=training, prompts=prompts,
+                            past_length=virtual.num_virtual_tokens if prefixes is not None else 0)
+        bias = attention_bias(mask, keras.backend.standardize_dtype(x.dtype))
         hidden_states = [x]
-        for layer in self.layer_sequence():
-            x = layer(x, bias, training=training)
+        for i, layer in enumerate(self.layer_sequence()):
+            x = layer(x, bias, training=training, prefix=None if prefixes is None else prefixes[i])
             hidden_states.append(x)
-        outputs = {
-            "sequence_output": x,
-            "pooled_output": self.pooler(x) if self.pooler is not None else x[:, 0],
-        }
+        # The pooler sees the first position, a soft prompt's (as transformers' does under peft);
+        # the per-token outputs are the real tokens' only.
+        pooled = self.pooler(x) if self.pooler is not None else x[:, 0]
+        if prompts is not None:
+            hidden_states = [h[:, prompts.shape[1]:] for h in hidden_states]
+            x = hidden_states[-1]
+        outputs = {"sequence_output": x, "pooled_output": pooled}
         if output_hidden_states:
             outputs["hidden_states"] = hidden_states
         return outputs

@@ -177,15 +177,37 @@ class Embeddings(keras.layers.Layer):
             self.projection.build((None, None, self.embedding_size))
         self.built = True
 
-    def _position_ids(self, input_ids):
+    def _position_ids(self, input_ids, num_prompts=0, past_length=0):
+        if num_prompts:
+            # Soft prompts come first, as Hugging Face embeds `inputs_embeds`: every position counts
+            # (RoBERTa's `create_position_ids_from_inputs_embeds` cannot tell padding there).
+            start = self.pad_token_id + 1 if self.position_ids_mode == "padding_offset" else 0
+            return ops.arange(start, start + num_prompts + ops.shape(input_ids)[1], dtype="int32")[None, :]
         if self.position_ids_mode == "padding_offset":
             not_pad = ops.cast(ops.not_equal(input_ids, self.pad_token_id), "int32")
-            return ops.cumsum(not_pad, axis=1) * not_pad + self.pad_token_id
+            positions = ops.cumsum(not_pad, axis=1)
+            if past_length:  # after key/value prefixes, as Hugging Face counts from a cache's length
+                positions = positions + past_length
+            return positions * not_pad + self.pad_token_id
+        if past_length:
+            return ops.arange(past_length, past_length + ops.shape(input_ids)[1], dtype="int32")[None, :]
         return ops.arange(ops.shape(input_ids)[1], dtype="int32")[None, :]
 
-    def call(self, input_ids, token_type_ids=None, training=None):
+    def call(self, input_ids, token_type_ids=None, training=None, prompts=None, past_length=0):
+        """Embeds `input_ids` [batch, seq]. For `tfft.peft`'s prompt learning: `prompts`
+        [batch, n, embedding_size] are soft prompts placed before the tokens (token type 0), and
+        `past_length` key/value prefixes come before them (positions start after it)."""
         x = self.word_embeddings(input_ids)
-        x = x + self.position_embeddings(self._position_ids(input_ids))
+        num_prompts = 0
+        if prompts is not None:
+            num_prompts = prompts.shape[1]
+            x = ops.concatenate([ops.cast(prompts, x.dtype), x], axis=1)
+            if self.token_type_embeddings is not None:
+                if token_type_ids is None:
+                    token_type_ids = ops.zeros_like(input_ids)
+                prompt_types = ops.zeros((ops.shape(input_ids)[0], num_prompts), dtype=token_type_ids.dtype)
+                token_type_ids = ops.concatenate([prompt_types, token_type_ids], axis=1)
+        x = x + self.position_embeddings(self._position_ids(input_ids, num_prompts, past_length))
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = ops.zeros_like(input_ids)
@@ -217,7 +239,9 @@ class SelfAttention(keras.layers.Layer):
             dense.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, x, bias, training=None):
+    def call(self, x, bias, training=None, prefix=None):
+        """`prefix`: `tfft.peft` prefix tuning's (keys, values), each [heads, n, head_size], seen
+        before the tokens' own by every query (`bias` then covers n + seq keys)."""
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         # Projections see [batch * seq, hidden]: on CPU without XLA a 2-D matmul fuses with its
         # bias add, a 3-D one does not. The reshapes are free.
@@ -229,6 +253,10 @@ class SelfAttention(keras.layers.Layer):
         q = split_heads(self.query(tokens))
         k = split_heads(self.key(tokens))
         v = split_heads(self.value(tokens))
+        if prefix is not None:
+            keys, values = (ops.broadcast_to(ops.cast(p, k.dtype)[None], (batch, *p.shape)) for p in prefix)
+            k = ops.concatenate([keys, k], axis=2)
+            v = ops.concatenate([values, v], axis=2)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.head_size))
         # Softmax in float32 keeps mixed precision stable; a no-op in full precision.
         probs = ops.softmax(ops.cast(scores + bias, "float32"), axis=-1)
@@ -297,9 +325,21 @@ class TransformerLayer(keras.layers.Layer):
             sublayer.build(shape)
         self.built = True
 
-    def call(self, x, bias, training=None):
-        x = self.attention_norm(x + self.dropout(self.attention(x, bias, training=training), training=training))
-        return self.output_norm(x + self.dropout(self.ffn(x), training=training))
+    def call(self, x, bias, training=None, prefix=None):
+        h = self.dropout(self.attention(x, bias, training=training, prefix=prefix), training=training)
+        x = add_and_norm(self.attention_norm, h, x, training)
+        return add_and_norm(self.output_norm, self.dropout(self.ffn(x), training=training), x, training)
+
+
+def add_and_norm(norm, h, residual, training=None):
+    """`norm(residual + h)`: a sub-block's residual connection and LayerNorm.
+
+    A norm that `takes_residual` (a `tfft.peft` wrapper holding a bottleneck adapter) is given
+    the sub-block's output `h` and its input `residual` apart, which is where adapters sit.
+    """
+    if getattr(norm, "takes_residual", False):
+        return norm(h, residual=residual, training=training)
+    return norm(residual + h)
 
 
 class Pooler(keras.layers.Layer):

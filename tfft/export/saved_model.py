@@ -24,10 +24,12 @@ def next_version(export_dir):
 
 
 def default_max_length(encoder):
-    """The longest input the encoder's position table takes (less RoBERTa's padding offset)."""
+    """The longest input the encoder's position table takes: less RoBERTa's padding offset, and
+    less the virtual tokens of a running prefix or prompt adapter, which take positions first."""
     config = encoder.config
     offset = config.pad_token_id + 1 if getattr(encoder, "position_ids", "") == "padding_offset" else 0
-    return config.max_position_embeddings - offset
+    virtual = encoder.virtual_tokens.running() if getattr(encoder, "virtual_tokens", None) is not None else None
+    return config.max_position_embeddings - offset - (virtual.num_virtual_tokens if virtual is not None else 0)
 
 
 def ids_signature():

@@ -28,6 +28,12 @@ class PeftConfig:
     # peft's adapter_config.json fields for features tfft does not implement, with the value
     # that means "not used": written as such, and refused otherwise when reading a peft file.
     peft_defaults: ClassVar[dict] = {}
+    # Whether the method folds into the base weights (`merge_and_unload` gives a plain model);
+    # the others (bottleneck adapters, prefix and prompt tuning) stay in the graph, also exported.
+    mergeable: ClassVar[bool] = True
+    # peft's prompt learning (prefix, prompt, P-tuning): the file's own tensor is the top-level
+    # `prompt_embeddings` and the head copies sit under `base_model.` (not `base_model.model.`).
+    is_prompt_learning: ClassVar[bool] = False
 
     modules_to_save: list[str] | None = field(
         None,
@@ -67,9 +73,11 @@ def parse_peft_config(values, source="config"):
 
 
 def peft_json_fields(config):
-    """The config's fields as peft's adapter_config.json holds them (without `method`)."""
+    """The config's fields as peft's adapter_config.json holds them; tfft's own formats (peft_type
+    TFFT_*) also name the `method`, as several methods can share one (the bottleneck presets)."""
     values = dataclasses.asdict(config)
-    return {**type(config).peft_defaults, **values}
+    own = {"method": config.method} if config.peft_type.startswith("TFFT_") else {}
+    return {**own, **type(config).peft_defaults, **values}
 
 
 def config_from_peft_json(config_class, values, source):

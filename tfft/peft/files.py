@@ -18,9 +18,18 @@ from tfft.peft.methods import METHODS, method_for_peft_type
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 PREFIX = "base_model.model."
+PROMPT_LEARNING_PREFIX = "base_model."  # peft's prompt-learning PeftModel holds the transformers model there
 # Extra copies peft writes for `modules_to_save` when bias="all" (its "bias" name filter catches
 # them); the same values are also saved under the plain names.
 _PEFT_DUPLICATES = (".modules_to_save.", ".original_module.")
+
+
+def tensor_name(adapters, name, path, module, suffix):
+    """The file's name of a module's tensor `suffix`."""
+    if module.top_level_tensors:
+        return suffix
+    prefix = PROMPT_LEARNING_PREFIX if adapters.configs[name].is_prompt_learning else PREFIX
+    return f"{prefix}{module.file_path or path}.{suffix}"
 
 
 def adapter_tensors(adapters, name):
@@ -31,7 +40,7 @@ def adapter_tensors(adapters, name):
         if module is None:
             continue
         for suffix in module.hf_tensors(wrapper.base_layer):
-            entries[f"{PREFIX}{path}.{suffix}"] = (path, module, suffix)
+            entries[tensor_name(adapters, name, path, module, suffix)] = (path, module, suffix)
     return entries
 
 
@@ -45,14 +54,15 @@ def save_adapter(adapters, directory, name, base_model_name_or_path=None):
         module = wrapper.adapters.get(name)
         if module is not None:
             for suffix, array in module.hf_tensors(wrapper.base_layer).items():
-                tensors[f"{PREFIX}{path}.{suffix}"] = array
+                tensors[tensor_name(adapters, name, path, module, suffix)] = array
     hf_config = {
         "peft_type": config.peft_type,
         "task_type": adapters.model.peft_task_type,
         "base_model_name_or_path": base_model_name_or_path,
-        "inference_mode": True,
         "revision": None,
         **peft_json_fields(config),
+        # What a file holds is trained (prompt learning: the prompts with any reparameterization folded in).
+        "inference_mode": True,
     }
     directory.mkdir(parents=True, exist_ok=True)
     save_state_dict(tensors, directory / WEIGHTS_NAME)
@@ -70,9 +80,9 @@ def read_adapter_config(directory):
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON: {e}") from None
     peft_type = values.get("peft_type")
-    method = method_for_peft_type(peft_type)
+    method = method_for_peft_type(peft_type, values.get("method"))
     if method is None:
-        supported = ", ".join(m.config_class.peft_type for m in METHODS.values())
+        supported = ", ".join(dict.fromkeys(m.config_class.peft_type for m in METHODS.values()))
         raise CheckpointError(f"{path}: peft_type {peft_type!r} is not supported by tfft (supported: {supported})")
     try:
         config = config_from_peft_json(method.config_class, values, str(path))
@@ -104,4 +114,5 @@ def load_adapter_tensors(adapters, directory, name):
     for key, (module_path, module, suffix) in expected.items():
         grouped.setdefault(module_path, (module, {}))[1][suffix] = state[key]
     for module_path, (module, tensors) in grouped.items():
-        module.assign_hf(adapters.wrappers[module_path].base_layer, tensors, f"{PREFIX}{module_path}.")
+        module.assign_hf(adapters.wrappers[module_path].base_layer, tensors,
+                         tensor_name(adapters, name, module_path, module, ""))

@@ -25,8 +25,8 @@ _ROLES = {
     ("FeedForward", "intermediate"): "intermediate",
     ("FeedForward", "output_dense"): "output",
     ("Pooler", "dense"): "pooler",
-    ("TransformerLayer", "attention_norm"): "norm",
-    ("TransformerLayer", "output_norm"): "norm",
+    ("TransformerLayer", "attention_norm"): "attention_norm",
+    ("TransformerLayer", "output_norm"): "output_norm",
     ("Embeddings", "norm"): "norm",
     ("Embeddings", "projection"): "embedding_projection",
 }
@@ -89,7 +89,8 @@ def module_table(model):
 
 def by_role(table, roles):
     """The modules whose block role (query, key, value, attention_output, intermediate, output,
-    norm, pooler, head) is one of `roles`: method defaults that hold for every architecture."""
+    attention_norm and output_norm (a block's two LayerNorms), norm (the embeddings'), pooler, head)
+    is one of `roles`: method defaults that hold for every architecture."""
     return [m for m in table.values() if m.role in roles]
 
 

@@ -79,6 +79,17 @@ class AdapterModule(keras.layers.Layer):
 
     merges_into_base = True  # merged, the wrapper runs the base layer alone
     replaces_layer = False  # True: `adapt` computes the whole layer, activation included
+    # The module's path in the adapter file's tensor names, when it is not the wrapped layer's
+    # own (a bottleneck adapter at `...attention.output.LayerNorm` saves under `...attention.output`).
+    file_path = None
+    # Tensors named by their suffix alone, at the file's top level (prompt learning's `prompt_embeddings`).
+    top_level_tensors = False
+
+    def adapt_residual(self, norm, h, residual, training):
+        """A block's `norm(residual + h)` with this adapter (see `tfft.encoders.layers.add_and_norm`).
+        Modules on a block's LayerNorm that act on the sub-block output apart from its input
+        (bottleneck adapters) override it; the others adapt the norm of the sum."""
+        return self.adapt(norm, residual + h, training)
 
     def adapt(self, linear, x, training):
         raise NotImplementedError
@@ -234,10 +245,15 @@ class AdaptedLayer(keras.layers.Layer):
     def beta(self):
         return self.base_layer.beta
 
-    def call(self, inputs, training=None):
+    # A block's LayerNorm is called as `norm(h, residual=x)` (tfft.encoders.layers.add_and_norm).
+    takes_residual = True
+
+    def call(self, inputs, training=None, residual=None):
         module = self.adapters.get(self.active) if self.active is not None else None
         if module is None or (self.merged == self.active and module.merges_into_base):
-            return self.base_layer(inputs)
+            return self.base_layer(inputs if residual is None else residual + inputs)
+        if residual is not None:
+            return module.adapt_residual(self.base_layer, inputs, residual, training)
         if module.replaces_layer:
             return module.adapt(self.base_layer, inputs, training)
         base = self.base_layer

@@ -148,6 +148,18 @@ class TaskModel(keras.Model):
         self._adapters = None
         return self
 
+    def fold_adapters(self):
+        """The model for inference and export: a mergeable adapter (LoRA, AdaLoRA, IA3, BitFit) is
+        merged for good and unloaded, as `merge_and_unload`; one that cannot merge (bottleneck
+        adapters, prefix and prompt tuning) stays in the graph as the only, active adapter."""
+        from tfft.peft.model import adapters_of
+
+        adapters = adapters_of(self)
+        adapters.fold()
+        if not adapters.configs:
+            self._adapters = None
+        return self
+
     @property
     def active_adapter(self):
         return None if self._adapters is None else self._adapters.active
@@ -232,21 +244,66 @@ class TaskModel(keras.Model):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         model = cls(**config)
         if adapters:
+            from tfft.peft.model import Adapters
+
             # The same adapters, so the saved weights (merged into the base or not) load back.
+            model._adapters = Adapters(model)
             for name, adapter_config in adapters["configs"].items():
-                model.add_adapter(name, adapter_config)
+                model._adapters.add(name, adapter_config, initialize=False)
             model.set_adapter(adapters["active"])
             model._adapters.mark_merged(adapters["merged"])
         return model
 
-    def fit(self, *args, **kwargs):
+    def fit(self, *args, callbacks=None, **kwargs):
+        """Keras `fit`; with an adapter whose method needs callbacks of its own during training
+        (AdaLoRA's rank allocation), they are added after `callbacks` unless one of their type is there."""
         optimizer = self.optimizer
-        if optimizer is not None and optimizer.built and self._adapters is not None:
-            built_for = {id(v) for v in optimizer._trainable_variables}
-            if built_for != {id(v) for v in self.trainable_variables}:
-                raise ValueError("the trainable variables changed since the optimizer was built (an adapter was "
-                                 "added, switched or deleted): compile the model again with a new optimizer")
-        return super().fit(*args, **kwargs)
+        callbacks = list(callbacks or [])
+        if self._adapters is not None:
+            if optimizer is not None and optimizer.built:
+                built_for = {id(v) for v in optimizer._trainable_variables}
+                if built_for != {id(v) for v in self.trainable_variables}:
+                    raise ValueError("the trainable variables changed since the optimizer was built (an adapter was "
+                                     "added, switched or deleted): compile the model again with a new optimizer")
+            given = {type(c) for c in callbacks}
+            callbacks += [c for c in self._adapters.training_callbacks() if type(c) not in given]
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def train_step(self, data):
+        """Keras's train step. Where the running adapter has modules that watch the gradients
+        (AdaLoRA's importance), the same step (forward under a tape, loss, loss scaling,
+        gradients, optimizer update, metrics), after whose update each such module gets its
+        gradients as the optimizer applies them: unscaled and summed across replicas, with
+        `finite` false for a step that mixed float16 skips (its loss scale overflowed)."""
+        observers = self._adapters.gradient_observers() if self._adapters is not None else []
+        if not observers:
+            return super().train_step(data)
+        import tensorflow as tf
+        from keras import ops
+        from keras.src.losses.loss import unscale_loss_for_distribution
+
+        from tfft.training.optimizers import _sum_across_replicas
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            batch_size = tf.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=batch_size)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        scale = self.optimizer.scale_loss(ops.ones(()))  # read before the update, which may change it
+        step = ops.convert_to_tensor(self.optimizer.iterations)  # the update's number, from 0
+        watched = {id(v) for m in observers for v in m.trainable_weights}
+        pairs = [(v, g / ops.cast(scale, g.dtype)) for v, g in zip(variables, grads) if id(v) in watched]
+        observed = _sum_across_replicas([g for _, g in pairs])
+        finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in [*grads, *observed] if g is not None]))
+        self.optimizer.apply(grads, variables)
+        gradients = {id(v): g for (v, _), g in zip(pairs, observed)}
+        for module in observers:
+            module.observe_gradients(gradients, step, finite)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def save_assets(self, dir_path):
         """Keras-format saving: the tokenizer files travel inside the `.keras` archive."""

@@ -141,7 +141,9 @@ class TokenClassifier(TaskModel):
 
         Words that do not fit `max_length` (without `stride`) are tagged "O" with probability 0.
         """
-        max_length = max_length or self.encoder.config.max_position_embeddings
+        from tfft.export.saved_model import default_max_length
+
+        max_length = max_length or default_max_length(self.encoder)
         features = make_token_features(words, self.tokenizer, max_length=max_length, stride=stride)
         logits = []
         for start in range(0, len(features), batch_size):
