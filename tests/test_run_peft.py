@@ -110,7 +110,7 @@ def test_a_changed_base_checkpoint_is_refused(peft_run, tmp_path):
     ("  method: lora\n  target_modules: [qurey]\n", "'peft.target_modules': 'qurey' matches no module"),
     ("  method: lora\n  target_modules: [LayerNorm]\n", "LoRA adapts Dense layers"),
     ("  method: lora\n  rank: 8\n", "unknown key 'peft.rank'"),
-    ("  method: adalora\n", "'peft.method' must be one of"),
+    ("  method: lorra\n", "'peft.method' must be one of"),
 ])
 def test_a_bad_peft_section_is_one_error_before_the_run_starts(tmp_path, tiny_checkpoint, peft, message):
     from tfft.run import train

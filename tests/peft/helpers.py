@@ -55,3 +55,14 @@ def assert_plain_model(model, num_weights=None):
 
 def ids(variables):
     return {id(v) for v in variables}
+
+
+def perturb_torch(model):
+    """`perturb` for a torch model's trainable parameters (a peft model's adapter and head)."""
+    import torch
+
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 0.3)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tfft
+from tests.peft.helpers import perturb_torch
 
 pytestmark = pytest.mark.requires("torch", "peft")
 
@@ -94,16 +95,6 @@ def _tfft_model(hf_dirs, task):
     return TFFT_CLASSES[task].from_pretrained(hf_dirs[task], tokenizer=False)
 
 
-def _perturb_torch(model):
-    import torch
-
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.requires_grad:
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-
-
 def _perturb_tfft(model):
     rng = np.random.default_rng(1)
     for variable in model.trainable_variables:
@@ -121,7 +112,7 @@ def test_peft_adapter_loads_in_tfft(hf_dirs, tmp_path, method):
     import peft
 
     peft_model = peft.get_peft_model(_hf_base(hf_dirs, "seq"), _peft_config(METHODS[method], "SEQ_CLS"))
-    _perturb_torch(peft_model)
+    perturb_torch(peft_model)
     peft_model.save_pretrained(tmp_path)
     expected = _torch_logits(peft_model, "seq")
     model = _tfft_model(hf_dirs, "seq")
@@ -155,7 +146,7 @@ def test_per_token_heads_both_ways(hf_dirs, tmp_path, task):
 
     task_type = TASKS[task][1]
     peft_model = peft.get_peft_model(_hf_base(hf_dirs, task), peft.LoraConfig(task_type=task_type, r=4, lora_alpha=8))
-    _perturb_torch(peft_model)
+    perturb_torch(peft_model)
     peft_model.save_pretrained(tmp_path / "peft")
     model = _tfft_model(hf_dirs, task)
     model.load_adapter(tmp_path / "peft")
@@ -208,7 +199,7 @@ def test_roberta_head_container_both_ways(tmp_path):
 
     hf = peft.get_peft_model(transformers.RobertaForSequenceClassification.from_pretrained(tmp_path / "base"),
                              peft.LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8))
-    _perturb_torch(hf)
+    perturb_torch(hf)
     hf.save_pretrained(tmp_path / "from_peft")
     model = tfft.SequenceClassifier.from_pretrained(tmp_path / "base", tokenizer=False)
     model.load_adapter(tmp_path / "from_peft")

@@ -9,15 +9,20 @@ import pytest
 from safetensors.numpy import load_file
 
 from tests.peft.helpers import adapted_layers, assert_plain_model, outputs, perturb, tiny_model
-from tfft.peft import BitFitConfig, IA3Config, LoraConfig
+from tfft.errors import ConfigError
+from tfft.peft import BitFitConfig, HoulsbyConfig, IA3Config, LoraConfig, ParallelAdapterConfig, PfeifferConfig
 
 CONFIGS = {
     "lora": LoraConfig(r=4, lora_alpha=8),
     "lora_bias_all": LoraConfig(r=4, lora_alpha=8, bias="all", target_modules=["query", "dense"]),
     "ia3": IA3Config(),
     "bitfit": BitFitConfig(),
+    "houlsby": HoulsbyConfig(),
+    "pfeiffer": PfeifferConfig(),
+    "parallel": ParallelAdapterConfig(),
 }
-PEFT_TYPES = {"lora": "LORA", "ia3": "IA3", "bitfit": "TFFT_BITFIT"}
+PEFT_TYPES = {"lora": "LORA", "ia3": "IA3", "bitfit": "TFFT_BITFIT", "houlsby": "TFFT_BOTTLENECK",
+              "pfeiffer": "TFFT_BOTTLENECK", "parallel": "TFFT_BOTTLENECK"}
 
 
 @pytest.fixture(params=list(CONFIGS))
@@ -92,7 +97,11 @@ def test_save_and_load_on_a_fresh_base(adapted, tiny_checkpoint, tiny_batch, tmp
 
 
 def test_merge_and_unload(adapted, tiny_checkpoint, tiny_batch):
-    model, base, out, _ = adapted
+    model, base, out, config = adapted
+    if not config.mergeable:  # bottleneck adapters stay in the graph, merged or not
+        with pytest.raises(ConfigError, match="cannot merge into the base weights"):
+            model.merge_and_unload()
+        return
     num_weights = len(tiny_model(tiny_checkpoint).weights)
     assert model.merge_and_unload() is model
     np.testing.assert_allclose(outputs(model, tiny_batch), out, atol=1e-5)

@@ -27,7 +27,7 @@ BAD_CONFIGS = [
     pytest.param(IA3Config(target_modules=["key", "value"], feedforward_modules=["output.dense"]),
                  r"'peft\.feedforward_modules' must be among peft\.target_modules", id="ia3-feedforward"),
     pytest.param(IA3Config(target_modules=["output.LayerNorm"]), r"IA3 adapts Dense layers", id="ia3-on-layernorm"),
-    pytest.param({"method": "prefix_tuning"}, r"'peft\.method' must be one of \['bitfit', 'ia3', 'lora'\]",
+    pytest.param({"method": "lorra"}, r"'peft\.method' must be one of \['adalora', 'bitfit', .*'lora'",
                  id="unknown-method"),
     pytest.param({"r": 4}, r"'peft\.method' must be one of", id="no-method"),
     pytest.param({"method": "lora", "rank": 4}, r"unknown key 'peft\.rank'", id="unknown-key"),
@@ -146,7 +146,7 @@ BAD_FILES = [
                  id="missing-tensor"),
     pytest.param(_extra, None, r"1 tensors do not belong to this model \(.*layer\.0\.attention\.self\.key\.lora_A",
                  id="extra-tensor"),
-    pytest.param(None, lambda c: {**c, "peft_type": "PREFIX_TUNING"}, "peft_type 'PREFIX_TUNING' is not supported",
+    pytest.param(None, lambda c: {**c, "peft_type": "VERA"}, "peft_type 'VERA' is not supported",
                  id="peft-type"),
 ]
 

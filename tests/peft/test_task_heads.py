@@ -1,4 +1,4 @@
-"""LoRA on TokenClassifier and QuestionAnswerer: their heads are `classifier` and `qa_outputs`."""
+"""PEFT on TokenClassifier and QuestionAnswerer: their heads are `classifier` and `qa_outputs`."""
 
 import json
 
@@ -8,7 +8,7 @@ from safetensors.numpy import load_file
 
 import tfft
 from tests.peft.helpers import outputs, perturb, tiny_model
-from tfft.peft import LoraConfig
+from tfft.peft import LoraConfig, ParallelAdapterConfig, PrefixTuningConfig
 
 R, HIDDEN = 4, 32
 LAYER0 = "base_model.model.bert.encoder.layer.0.attention.self."
@@ -48,3 +48,20 @@ def test_lora_round_trip(tiny_checkpoint, tiny_batch, tmp_path, cls, head, width
     fresh.merge_and_unload()
     np.testing.assert_allclose(outputs(fresh, tiny_batch), out, atol=1e-5)
     assert type(getattr(fresh, head)).__name__ == "Dense"
+
+
+@pytest.mark.parametrize("config", [ParallelAdapterConfig(), PrefixTuningConfig(num_virtual_tokens=3)],
+                         ids=["parallel", "prefix"])
+@pytest.mark.parametrize("cls, head", [(tfft.TokenClassifier, "classifier"), (tfft.QuestionAnswerer, "qa_outputs")])
+def test_in_graph_methods_round_trip(tiny_checkpoint, tiny_batch, tmp_path, cls, head, config):
+    model = tiny_model(tiny_checkpoint, cls)
+    base = outputs(model, tiny_batch)
+    assert model.add_adapter("x", config).modules_to_save == [head]
+    perturb(model.trainable_variables)
+    out = outputs(model, tiny_batch)
+    assert out.shape == base.shape and not np.allclose(out, base, atol=1e-4)
+    model.save_adapter(tmp_path)
+    assert any(k.endswith(f".{head}.weight") for k in load_file(tmp_path / "adapter_model.safetensors"))
+    fresh = tiny_model(tiny_checkpoint, cls)
+    fresh.load_adapter(tmp_path)
+    np.testing.assert_array_equal(outputs(fresh, tiny_batch), out)
