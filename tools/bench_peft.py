@@ -8,6 +8,13 @@ For one task (movie-review sentiment, or WNUT-16 NER) the script trains, with th
   lora     LoRA as in configs/sentiment_minilm_lora.yaml / configs/ner_wnut16_minilm_lora.yaml
   ia3      IA3 with peft's default targets
   bitfit   BitFit, every bias
+  adalora  AdaLoRA, rank 12 -> 8 per module on every Dense of the blocks (budgeting 10-80 % of the steps)
+  houlsby  Houlsby bottleneck adapters (after attention and feed-forward), reduction 16
+  pfeiffer Pfeiffer bottleneck adapter (after the feed-forward block), reduction 16
+  parallel parallel bottleneck adapter beside the feed-forward block (AdapterHub's par_bn)
+  prefix   prefix tuning, 20 key/value prefixes per layer
+  prompt   prompt tuning, 20 soft prompt tokens initialized from the vocabulary
+  ptuning  P-tuning, 20 virtual tokens from an MLP prompt encoder
 
 Each method runs in its own process, one after the other, so the peak memory is that method's.
 A method's learning rate is its own (PEFT methods need larger steps than full fine-tuning); the
@@ -47,9 +54,23 @@ TASKS = {
     "sentiment": {"config": "configs/sentiment_minilm.yaml", "lora": "configs/sentiment_minilm_lora.yaml"},
     "ner": {"config": "configs/ner_wnut16_minilm.yaml", "lora": "configs/ner_wnut16_minilm_lora.yaml"},
 }
-# Learning rates of the methods whose recipe is not a config file.
-LEARNING_RATES = {"probe": 1e-3, "ia3": 3e-3, "bitfit": 1e-3}
-METHODS = ("full", "probe", "lora", "ia3", "bitfit")
+# The methods whose recipe is not a config file: their peft section and learning rate.
+ALL_DENSE = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+RECIPES = {
+    "probe": (None, 1e-3),
+    "ia3": ({"method": "ia3"}, 3e-3),
+    "bitfit": ({"method": "bitfit"}, 1e-3),
+    # total_step, tinit and tfinal are filled in from the run's step count.
+    "adalora": ({"method": "adalora", "init_r": 12, "target_r": 8, "lora_alpha": 32, "deltaT": 10,
+                 "target_modules": ALL_DENSE}, 5e-3),
+    "houlsby": ({"method": "houlsby"}, 1e-3),
+    "pfeiffer": ({"method": "pfeiffer"}, 1e-3),
+    "parallel": ({"method": "parallel"}, 1e-3),
+    "prefix": ({"method": "prefix_tuning", "num_virtual_tokens": 20}, 1e-2),
+    "prompt": ({"method": "prompt_tuning", "num_virtual_tokens": 20, "prompt_tuning_init": "SAMPLE_VOCAB"}, 3e-2),
+    "ptuning": ({"method": "p_tuning", "num_virtual_tokens": 20, "encoder_hidden_size": 128}, 1e-3),
+}
+METHODS = ("full", "probe", "lora", *(m for m in RECIPES if m != "probe"))
 
 
 def parse_args(argv=None):
@@ -57,11 +78,13 @@ def parse_args(argv=None):
     parser.add_argument("--task", choices=sorted(TASKS), default="sentiment")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--epochs", type=int, default=None, help="default: the task config's")
+    parser.add_argument("--learning-rate", type=float, default=None, help="every method's (default: its own)")
     parser.add_argument("--out", default=None, help="write the results as JSON here too")
     parser.add_argument("--speed-steps", type=int, default=12, help="timed steps per method in the speed phase")
     parser.add_argument("--batch-size", type=int, default=32, help="speed phase batch")
     parser.add_argument("--seq-len", type=int, default=128, help="speed phase sequence length")
     parser.add_argument("--skip-training", action="store_true", help="only the speed phase")
+    parser.add_argument("--skip-speed", action="store_true", help="only the training runs")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods.split(",")) - set(METHODS))
@@ -70,24 +93,21 @@ def parse_args(argv=None):
     return args
 
 
-def method_config(task_name, method, epochs):
-    """The run config of `method`: the task's config, with the method's peft section and learning rate."""
+def method_config(task_name, method, epochs, total_steps=1000):
+    """The run config of `method`: the task's config, with the method's peft section and learning
+    rate; `total_steps` sets AdaLoRA's schedule."""
     from tfft.config import load_config
+    from tfft.peft import parse_peft_config
 
     paths = TASKS[task_name]
     config = load_config(ROOT / (paths["lora"] if method == "lora" else paths["config"]))
     if epochs is not None:
         config.training.epochs = epochs
-    if method in LEARNING_RATES:
-        config.training.learning_rate = LEARNING_RATES[method]
-    if method == "ia3":
-        from tfft.peft import IA3Config
-
-        config.peft = IA3Config()
-    elif method == "bitfit":
-        from tfft.peft import BitFitConfig
-
-        config.peft = BitFitConfig()
+    if method in RECIPES:
+        peft, config.training.learning_rate = RECIPES[method]
+        if peft is not None and peft["method"] == "adalora":
+            peft = {**peft, "total_step": total_steps, "tinit": total_steps // 10, "tfinal": total_steps // 5}
+        config.peft = None if peft is None else parse_peft_config(peft, f"bench recipe {method!r}")
     for split in ("train", "dev", "test"):
         setattr(config.data, split, str(ROOT / getattr(config.data, split)))
     return config
@@ -124,7 +144,7 @@ def directory_bytes(path):
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def run_worker(task_name, method, epochs):
+def run_worker(task_name, method, epochs, learning_rate=None):
     """Trains one method and prints its result as one JSON line."""
     import keras
 
@@ -133,15 +153,18 @@ def run_worker(task_name, method, epochs):
     from tfft.training import ProgressLogger, create_optimizer
 
     config = method_config(task_name, method, epochs)
-    t = config.training
     task = get_task(config.task)(config)
     splits = prepare_data(task)
-    model = build_for(task, config, method, t.seed)
+    model = build_for(task, config, None, config.training.seed)
+    train_ds = task.dataset(model, splits["train"], training=True)
+    total_steps = int(train_ds.cardinality()) * config.training.epochs
+    config = method_config(task_name, method, epochs, total_steps)
+    t = config.training
+    t.learning_rate = learning_rate or t.learning_rate
+    apply_method(model, config, method)
     counts = model.trainable_parameters()
     encoder = counts["encoder"]
     own = counts.get("adapter", encoder if method == "full" else 0)  # the head is not the method's
-    train_ds = task.dataset(model, splits["train"], training=True)
-    total_steps = int(train_ds.cardinality()) * t.epochs
     model.compile(optimizer=create_optimizer(model, t.learning_rate, total_steps, warmup_ratio=t.warmup_ratio,
                                              decay=t.decay, weight_decay=t.weight_decay,
                                              clip_global_norm=t.clip_global_norm))
@@ -181,11 +204,15 @@ def build_for(task, config, method, seed=0):
 
     keras.utils.set_random_seed(seed)
     model = task.build_model(resolve_pretrained_dir(config.model.checkpoint))
+    apply_method(model, config, method)
+    return model
+
+
+def apply_method(model, config, method):
     if method == "probe":
         model.encoder.trainable = False
-    elif config.peft is not None:
+    elif method is not None and config.peft is not None:
         model.add_adapter("default", config.peft)
-    return model
 
 
 def run_speed(task_name, methods, steps, batch_size, seq_len):
@@ -229,11 +256,13 @@ def main(argv=None):
     if args.worker == "speed":
         return run_speed(args.task, methods, args.speed_steps, args.batch_size, args.seq_len)
     if args.worker:
-        return run_worker(args.task, args.worker, args.epochs)
-    speed = run_child([sys.executable, __file__, "--task", args.task, "--worker", "speed", "--methods", args.methods,
-                       "--speed-steps", str(args.speed_steps), "--batch-size", str(args.batch_size),
-                       "--seq-len", str(args.seq_len)], "speed")
-    print_speed(speed, args)
+        return run_worker(args.task, args.worker, args.epochs, args.learning_rate)
+    speed = {}
+    if not args.skip_speed:
+        speed = run_child([sys.executable, __file__, "--task", args.task, "--worker", "speed", "--methods",
+                           args.methods, "--speed-steps", str(args.speed_steps), "--batch-size", str(args.batch_size),
+                           "--seq-len", str(args.seq_len)], "speed")
+        print_speed(speed, args)
     if args.skip_training:
         return
     results = []
@@ -241,6 +270,8 @@ def main(argv=None):
         command = [sys.executable, __file__, "--task", args.task, "--worker", method]
         if args.epochs is not None:
             command += ["--epochs", str(args.epochs)]
+        if args.learning_rate is not None:
+            command += ["--learning-rate", str(args.learning_rate)]
         start = time.time()
         result = run_child(command, method)
         result["wall_s"] = time.time() - start
