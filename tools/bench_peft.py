@@ -68,7 +68,7 @@ RECIPES = {
     "parallel": ({"method": "parallel"}, 1e-3),
     "prefix": ({"method": "prefix_tuning", "num_virtual_tokens": 20}, 1e-2),
     "prompt": ({"method": "prompt_tuning", "num_virtual_tokens": 20, "prompt_tuning_init": "SAMPLE_VOCAB"}, 3e-2),
-    "ptuning": ({"method": "p_tuning", "num_virtual_tokens": 20, "encoder_hidden_size": 128}, 1e-3),
+    "ptuning": ({"method": "p_tuning", "num_virtual_tokens": 20, "encoder_hidden_size": 128}, 1e-2),
 }
 METHODS = ("full", "probe", "lora", *(m for m in RECIPES if m != "probe"))
 
