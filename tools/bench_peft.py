@@ -34,8 +34,8 @@ rest of the config is the task's. The table reports:
                  machine hits each alike; the median step and its ratio to full fine-tuning's
 
 Example:
-    python tools/bench_peft.py --task sentiment                       # ~40 min on 2 cores
-    python tools/bench_peft.py --task ner                             # ~35 min
+    python tools/bench_peft.py --task sentiment                       # ~2 h on 2 cores (12 methods)
+    python tools/bench_peft.py --task ner                             # ~1.5 h
     python tools/bench_peft.py --task ner --methods full,lora --epochs 5
 """
 
@@ -64,7 +64,7 @@ RECIPES = {
     "adalora": ({"method": "adalora", "init_r": 12, "target_r": 8, "lora_alpha": 32, "deltaT": 10,
                  "target_modules": ALL_DENSE}, 5e-3),
     "houlsby": ({"method": "houlsby"}, 1e-3),
-    "pfeiffer": ({"method": "pfeiffer"}, 1e-3),
+    "pfeiffer": ({"method": "pfeiffer"}, 3e-3),
     "parallel": ({"method": "parallel"}, 1e-3),
     "prefix": ({"method": "prefix_tuning", "num_virtual_tokens": 20}, 1e-2),
     "prompt": ({"method": "prompt_tuning", "num_virtual_tokens": 20, "prompt_tuning_init": "SAMPLE_VOCAB"}, 3e-2),
