@@ -94,6 +94,15 @@ def by_role(table, roles):
     return [m for m in table.values() if m.role in roles]
 
 
+def resolve_targets(config, table, default_roles, model_name, source):
+    """`(config, modules)` for a method's `target_modules`: the ones it names, or with none the
+    modules of `default_roles`, whose names are then written into the config (as peft records them)."""
+    if config.target_modules is None:
+        targets = by_role(table, default_roles)
+        return dataclasses.replace(config, target_modules=short_names(targets)), targets
+    return config, select_modules(config.target_modules, table, "peft.target_modules", source, model_name)
+
+
 def short_names(modules):
     """The distinct `short_name`s of `modules`: a `target_modules` list that peft matches the same way."""
     return list(dict.fromkeys(short_name(m.path) for m in modules))

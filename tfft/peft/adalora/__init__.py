@@ -1,13 +1,11 @@
 """AdaLoRA: LoRA in SVD form whose rank is allocated by importance during training; files in
 Hugging Face PEFT's AdaLoRA format."""
 
-import dataclasses
-
 from tfft.errors import ConfigError
 from tfft.peft.adalora.allocator import AdaLoraCallback, budget_schedule
 from tfft.peft.adalora.config import AdaLoraConfig
 from tfft.peft.adalora.layer import AdaLoraModule
-from tfft.peft.modules import by_role, require_dense, select_modules, short_names
+from tfft.peft.modules import require_dense, resolve_targets
 
 DEFAULT_ROLES = ("query", "value")  # peft's AdaLoRA default for BERT, RoBERTa, XLM-R
 
@@ -15,11 +13,7 @@ DEFAULT_ROLES = ("query", "value")  # peft's AdaLoRA default for BERT, RoBERTa, 
 def build_modules(config, table, model_name, source, saved):
     """`(config with target_modules resolved, {path: AdaLoraModule})`; a `rank_pattern` (from a
     file) sets which singular values each module keeps."""
-    if config.target_modules is None:
-        targets = by_role(table, DEFAULT_ROLES)
-        config = dataclasses.replace(config, target_modules=short_names(targets))
-    else:
-        targets = select_modules(config.target_modules, table, "peft.target_modules", source, model_name)
+    config, targets = resolve_targets(config, table, DEFAULT_ROLES, model_name, source)
     require_dense(targets, "peft.target_modules", source, "AdaLoRA", table)
     targets = [m for m in targets if m.path not in saved]
     pattern = config.rank_pattern or {}

@@ -5,7 +5,7 @@ import dataclasses
 from tfft.errors import ConfigError
 from tfft.peft.ia3.config import IA3Config
 from tfft.peft.ia3.layer import IA3Module
-from tfft.peft.modules import by_role, require_dense, select_modules, short_names
+from tfft.peft.modules import require_dense, resolve_targets, select_modules, short_names
 
 # peft's BERT/RoBERTa default: key, value, output.dense, with output.dense (which also names
 # the attention output) feed-forward.
@@ -14,11 +14,7 @@ DEFAULT_FEEDFORWARD_ROLES = ("attention_output", "output")
 
 
 def build_modules(config, table, model_name, source, saved):
-    if config.target_modules is None:
-        targets = by_role(table, DEFAULT_ROLES)
-        config = dataclasses.replace(config, target_modules=short_names(targets))
-    else:
-        targets = select_modules(config.target_modules, table, "peft.target_modules", source, model_name)
+    config, targets = resolve_targets(config, table, DEFAULT_ROLES, model_name, source)
     if config.feedforward_modules is None:
         feedforward = [m for m in targets if m.role in DEFAULT_FEEDFORWARD_ROLES]
         config = dataclasses.replace(config, feedforward_modules=short_names(feedforward))

@@ -1,10 +1,8 @@
 """LoRA: low-rank updates of Dense kernels; files in Hugging Face PEFT's LoRA format."""
 
-import dataclasses
-
 from tfft.peft.lora.config import LoraConfig
 from tfft.peft.lora.layer import LoraModule
-from tfft.peft.modules import by_role, require_dense, select_modules, short_names
+from tfft.peft.modules import require_dense, resolve_targets
 from tfft.peft.wrapper import BiasDelta
 
 DEFAULT_ROLES = ("query", "value")  # peft's default for BERT, RoBERTa, XLM-R, ELECTRA
@@ -13,11 +11,7 @@ DEFAULT_ROLES = ("query", "value")  # peft's default for BERT, RoBERTa, XLM-R, E
 def build_modules(config, table, model_name, source, saved):
     """`(config with target_modules resolved, {path: AdapterModule})` for a model's module table;
     `saved` are the `modules_to_save` paths, which train in full instead."""
-    if config.target_modules is None:
-        targets = by_role(table, DEFAULT_ROLES)
-        config = dataclasses.replace(config, target_modules=short_names(targets))
-    else:
-        targets = select_modules(config.target_modules, table, "peft.target_modules", source, model_name)
+    config, targets = resolve_targets(config, table, DEFAULT_ROLES, model_name, source)
     require_dense(targets, "peft.target_modules", source, "LoRA", table)
     targets = [m for m in targets if m.path not in saved]
     modules = {m.path: LoraModule(m.layer, config.r, config.scaling, config.lora_dropout,
