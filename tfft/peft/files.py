@@ -32,16 +32,18 @@ def tensor_name(adapters, name, path, module, suffix):
     return f"{prefix}{module.file_path or path}.{suffix}"
 
 
-def adapter_tensors(adapters, name):
-    """`{file tensor name: (path, module, suffix)}` of adapter `name`."""
-    entries = {}
+def _file_tensors(adapters, name):
+    """`(file tensor name, path, module, suffix, array)` of every tensor of adapter `name`."""
     for path, wrapper in adapters.wrappers.items():
         module = wrapper.adapters.get(name)
-        if module is None:
-            continue
-        for suffix in module.hf_tensors(wrapper.base_layer):
-            entries[tensor_name(adapters, name, path, module, suffix)] = (path, module, suffix)
-    return entries
+        if module is not None:
+            for suffix, array in module.hf_tensors(wrapper.base_layer).items():
+                yield tensor_name(adapters, name, path, module, suffix), path, module, suffix, array
+
+
+def adapter_tensors(adapters, name):
+    """`{file tensor name: (path, module, suffix)}` of adapter `name`."""
+    return {key: (path, module, suffix) for key, path, module, suffix, _ in _file_tensors(adapters, name)}
 
 
 def save_adapter(adapters, directory, name, base_model_name_or_path=None):
@@ -49,12 +51,7 @@ def save_adapter(adapters, directory, name, base_model_name_or_path=None):
 
     config = adapters.configs[name]
     directory = Path(directory)
-    tensors = {}
-    for path, wrapper in adapters.wrappers.items():
-        module = wrapper.adapters.get(name)
-        if module is not None:
-            for suffix, array in module.hf_tensors(wrapper.base_layer).items():
-                tensors[tensor_name(adapters, name, path, module, suffix)] = array
+    tensors = {key: array for key, *_, array in _file_tensors(adapters, name)}
     hf_config = {
         "peft_type": config.peft_type,
         "task_type": adapters.model.peft_task_type,
