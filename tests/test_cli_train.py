@@ -75,6 +75,12 @@ def test_train_predict_evaluate_export(tmp_path, tiny_checkpoint):
     }
     assert not (run / "backup").exists()  # a finished run leaves nothing to resume
     assert (run / "export" / "1" / "saved_model.pb").is_file()
+    # Inference artifacts hold the weights once, without AdamW's two moments (which would triple them).
+    weights = (tiny_checkpoint / "model.safetensors").stat().st_size
+    variables = sum(f.stat().st_size for f in (run / "export" / "1" / "variables").iterdir())
+    tokenizer_files = sum(f.stat().st_size for f in tiny_checkpoint.glob("*") if f.suffix != ".safetensors")
+    assert (run / "model.keras").stat().st_size < 1.2 * weights + tokenizer_files
+    assert variables < 1.2 * weights and (run / "best" / "best.weights.h5").stat().st_size < 1.2 * weights
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["test"]["accuracy"] is not None
     assert "test metrics" in result.stdout and "Confusion matrix" in result.stdout

@@ -138,12 +138,15 @@ def train(config: RunConfig, verbose=1):
         write_base_reference(run_dir, config.model.checkpoint, checkpoint, model.head_config())
         model.fold_adapters()  # the export: the merged plain model, or the base with the adapter in its graph
     else:
-        model.save(run_dir / "model.keras")
+        from tfft.training.weights import without_optimizer
+
+        with without_optimizer(model):  # inference weights once; resuming uses backup/, removed below
+            model.save(run_dir / "model.keras")
     if config.export.enabled:
         from tfft.export import export_saved_model
 
         path = export_saved_model(model, run_dir / "export", version=config.export.version,
-                                  max_length=task.export_max_length())
+                                  max_length=task.export_max_length(), task=task.name)
         print(f"SavedModel for TF Serving: {path}")
     save_metrics(metrics, run_dir / "metrics.json")
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
@@ -283,4 +286,5 @@ def export(run_dir, export_dir=None, version=None):
     if model.peft_config:
         model.fold_adapters()
     return export_saved_model(model, export_dir or Path(run_dir) / "export", version=version,
-                              max_length=task.export_max_length())
+                              max_length=task.export_max_length(), task=task.name,
+                              model_name=None if export_dir else Path(run_dir).resolve().name)

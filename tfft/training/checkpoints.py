@@ -95,7 +95,7 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         if improved:
             self.directory.mkdir(parents=True, exist_ok=True)
             temporary = self.directory / "best.tmp.weights.h5"
-            save_weights(self.model, temporary)
+            save_weights(self.model, temporary, optimizer=False)  # resuming uses backup/, not best/
             os.replace(temporary, self.weights_path)
         state = {
             "monitor": self.monitor,

@@ -1,10 +1,14 @@
 """Checkpoint files of `BackupAndResume` and `BestCheckpoint`: the whole model, or with PEFT
-adapters only the part that trains.
+adapters only the part that trains; with the optimizer's state only where resuming needs it.
 
 With adapters, the base model's weights never change during `fit`, so a backup or best
 checkpoint holds only the variables the adapters own (and the dropout seeds) and the optimizer's
-state: megabytes instead of the whole encoder.
+state: megabytes instead of the whole encoder. A best checkpoint (`optimizer=False`) holds no
+optimizer state: AdamW's two moments would triple its size, and restoring the best weights
+leaves the optimizer as trained anyway.
 """
+
+import contextlib
 
 import h5py
 import keras
@@ -22,13 +26,30 @@ def _adapter_part(model):
     return [v for v in model.variables if id(v) not in frozen]
 
 
-def save_weights(model, path):
-    """Writes `model.save_weights(path)`, or with adapters only their part and the optimizer state."""
+@contextlib.contextmanager
+def without_optimizer(model):
+    """`model` with its optimizer detached, so Keras saves (or loads) the model's variables only."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield model
+        return
+    model.optimizer = None
+    try:
+        yield model
+    finally:
+        model.optimizer = optimizer
+
+
+def save_weights(model, path, optimizer=True):
+    """Writes `model.save_weights(path)`, or with adapters only their part; with the optimizer's
+    state unless `optimizer=False`."""
     variables = _adapter_part(model)
     if variables is None:
-        model.save_weights(path, overwrite=True)
+        with contextlib.nullcontext() if optimizer else without_optimizer(model):
+            model.save_weights(path, overwrite=True)
         return
-    optimizer = model.optimizer.variables if model.optimizer is not None and model.optimizer.built else []
+    built = optimizer and model.optimizer is not None and model.optimizer.built
+    optimizer = model.optimizer.variables if built else []
     with h5py.File(path, "w") as f:
         f.attrs[_MARK] = 1
         for group, values in (("model", variables), ("optimizer", optimizer)):
@@ -42,13 +63,8 @@ def load_weights(model, path, optimizer=True):
     """Reads what `save_weights` wrote; `optimizer=False` leaves the optimizer state as it is."""
     with h5py.File(path, "r") as f:
         if _MARK not in f.attrs:
-            if optimizer:
+            with contextlib.nullcontext() if optimizer else without_optimizer(model):
                 model.load_weights(path)
-            else:
-                state = [v.numpy() for v in model.optimizer.variables] if model.optimizer is not None else []
-                model.load_weights(path)
-                for variable, value in zip(model.optimizer.variables if state else [], state):
-                    variable.assign(value)
             return
         groups = [("model", _adapter_part(model) or [])]
         if optimizer and model.optimizer is not None:
