@@ -10,7 +10,7 @@ Importing tfft on a CPU with AVX-512 asks XLA for 512-bit vector code (see `tfft
 `TFFT_XLA_CPU_TUNING=0` turns that off).
 """
 
-import importlib
+from tfft._lazy import lazy_getattr
 
 from tfft._xla import tune_cpu_codegen
 
@@ -26,6 +26,7 @@ _EXPORTS = {
     "TokenClassifier": "tfft.tasks",
     "QuestionAnswerer": "tfft.tasks",
     "export_saved_model": "tfft.export",
+    "export_onnx": "tfft.export",
     "TfftError": "tfft.errors",
     "CheckpointError": "tfft.errors",
     "TokenizerError": "tfft.errors",
@@ -35,11 +36,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tfft' has no attribute {name!r}")
+__getattr__ = lazy_getattr("tfft", _EXPORTS)
 
 
 def __dir__():
