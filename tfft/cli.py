@@ -3,7 +3,8 @@
     tfft train CONFIG [--set key=value ...]    fine-tune, evaluate, save and export a run
     tfft evaluate RUN_DIR DATA_FILE            metrics of a run's model on a labelled file
     tfft predict RUN_DIR [INPUT ...]           predictions (arguments, --file, or stdin; text or JSON)
-    tfft export RUN_DIR [--export-dir D]       SavedModel for TF Serving
+    tfft export RUN_DIR [--format onnx]        SavedModel for TF Serving, or ONNX (+ --int8)
+    tfft serve EXPORT_OR_RUN_DIR               a KServe predictor speaking TF Serving's REST API
     tfft inspect CHECKPOINT                    architecture, loading report and tokenizer
 """
 
@@ -15,6 +16,7 @@ import os
 import sys
 
 import tfft
+from tfft.serve.cli import add_parser as add_serve_parser
 
 
 def _inspect(args):
@@ -98,7 +100,25 @@ def _predict(args):
 def _export(args):
     from tfft.run import export
 
-    print(export(args.run_dir, args.export_dir, args.version))
+    if args.format == "onnx" and args.version is not None:
+        raise tfft.TfftError("--version applies to SavedModel exports; an ONNX export is a directory (--export-dir)")
+    if args.optimize and args.format != "onnx":
+        raise tfft.TfftError("--optimize applies to --format onnx")
+    path = export(args.run_dir, args.export_dir, args.version, format=args.format, int8=args.int8,
+                  optimize=args.optimize)
+    if args.format == "onnx":
+        from tfft.export.metadata import METADATA_FILE
+
+        record = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))["onnx"]
+        sizes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in record["file_sizes"].items())
+        diff = max(record["max_abs_diff"].values())
+        print(f"ONNX (opset {record['opset']}): {sizes}; max |ONNX - TensorFlow| {diff:.2e} on "
+              f"{record['checked_rows']} rows", file=sys.stderr)
+        if record.get("int8"):
+            print(f"int8: max |int8 - TensorFlow| {max(record['int8']['max_abs_diff'].values()):.2e}; "
+                  f"reduce_range {record['int8']['reduce_range']} ({record['int8']['reduce_range_reason']})",
+                  file=sys.stderr)
+    print(path)
     return 0
 
 
@@ -130,11 +150,20 @@ def build_parser():
     predict.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
     predict.set_defaults(run=_predict)
 
-    export = commands.add_parser("export", help="write a SavedModel for TF Serving")
+    export = commands.add_parser("export", help="write a SavedModel for TF Serving, or an ONNX file")
     export.add_argument("run_dir")
-    export.add_argument("--export-dir", help="default RUN_DIR/export")
-    export.add_argument("--version", type=int, help="default: the next free version")
+    export.add_argument("--format", choices=("saved_model", "onnx"), default="saved_model",
+                        help="saved_model (TF Serving's layout, raw-text signatures) or onnx (token ids in; "
+                             "tokenizer files beside it; needs pip install -e '.[onnx]')")
+    export.add_argument("--export-dir", help="default RUN_DIR/export (SavedModel) or RUN_DIR/onnx (ONNX)")
+    export.add_argument("--version", type=int, help="SavedModel version; default: the next free one")
+    export.add_argument("--int8", action="store_true",
+                        help="ONNX: also write model.int8.onnx (dynamic int8); SavedModel: Keras int8 weights")
+    export.add_argument("--optimize", action="store_true",
+                        help="ONNX: apply onnxruntime's transformer optimizer where it stays exact")
     export.set_defaults(run=_export)
+
+    add_serve_parser(commands)
 
     inspect = commands.add_parser("inspect", help="describe a checkpoint and how tfft loads it")
     inspect.add_argument("checkpoint", help="a local checkpoint directory or a Hugging Face Hub id")

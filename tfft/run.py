@@ -278,13 +278,40 @@ def predict(run_dir, inputs, batch_size=32, progress=False, locations=None):
             yield from zip(batch, results)
 
 
-def export(run_dir, export_dir=None, version=None):
-    from tfft.export import export_saved_model
+def export(run_dir, export_dir=None, version=None, format="saved_model", int8=False, optimize=False):
+    """Exports a finished run's model; returns the path written.
 
+    `format="saved_model"`: `<export_dir>/<version>/` for TF Serving (default `RUN_DIR/export`),
+    with Keras' int8 weights when `int8`. `format="onnx"`: an `export_onnx` directory (default
+    `RUN_DIR/onnx`, or `RUN_DIR/onnx-<n>` when that exists) with `model.onnx` checked against
+    TensorFlow, and `model.int8.onnx` when `int8`; `optimize` adds onnxruntime's transformer
+    optimizer where it stays exact.
+    """
+    from tfft.export import export_onnx, export_saved_model
+
+    if format not in ("saved_model", "onnx"):
+        raise ConfigError(f"unknown export format {format!r}; expected saved_model or onnx")
     task = load_run_task(run_dir)
     model = load_run_model(run_dir, task)
     if model.peft_config:
         model.fold_adapters()
+    if format == "onnx":
+        target = Path(export_dir) if export_dir else _free_dir(Path(run_dir) / "onnx")
+        return export_onnx(model, target, max_length=task.export_max_length(), optimize=optimize, quantize=int8,
+                           task=task.name).directory
+    if int8:
+        from tfft.export.quantize import quantize_model_int8
+
+        quantize_model_int8(model)
     return export_saved_model(model, export_dir or Path(run_dir) / "export", version=version,
                               max_length=task.export_max_length(), task=task.name,
                               model_name=None if export_dir else Path(run_dir).resolve().name)
+
+
+def _free_dir(path):
+    """`path`, or `path-2`, `path-3`, ... where it exists: an export never overwrites another."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
