@@ -3,7 +3,7 @@
 The same weights (a finished run's model, e.g. `tfft train configs/sentiment_minilm.yaml`) answer
 the same real sentences (the run's test set), tokenized and padded to one length (128 tokens):
 
-  tfft SavedModel        the run's export, `serve_ids`, fp32 (and bf16 with --bf16: mixed_bfloat16)
+  tfft SavedModel        the run's export, `serve_ids`, fp32 (and Keras' int8 with --keras-int8)
   tfft ONNX              `tfft.export.export_onnx`, in onnxruntime, fp32 and int8 (dynamic)
   PyTorch eager          transformers' AutoModelForSequenceClassification on `save_pretrained`
   ONNX of PyTorch        torch.onnx.export of that model, in onnxruntime, fp32
@@ -49,7 +49,7 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=50, help="batch-1 calls per system per round")
     parser.add_argument("--seconds", type=float, default=8.0, help="batch-32 time per system per round")
-    parser.add_argument("--bf16", action="store_true", help="also a mixed_bfloat16 SavedModel")
+    parser.add_argument("--keras-int8", action="store_true", help="also a SavedModel of Keras' int8 quantization")
     parser.add_argument("--serve-seconds", type=float, default=0, help="load-test tfft serve this long (0: skip)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", help="also write the results here")
@@ -291,19 +291,15 @@ def main():
     systems["tfft SavedModel fp32"] = tfft_saved_model(saved_model)
     sizes["tfft SavedModel fp32"] = size_mb(saved_model)
 
-    if args.bf16:
-        import keras
-
+    if args.keras_int8:
         from tfft.export import export_saved_model
+        from tfft.export.quantize import quantize_model_int8
+        from tfft.run import load_run_model as reload
 
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        bf16 = type(model).from_config(model.get_config())
-        bf16.set_weights(model.get_weights())
-        bf16.tokenizer = model.tokenizer
-        keras.mixed_precision.set_global_policy("float32")
-        path = export_saved_model(bf16, out / "bf16", max_length=args.length)
-        systems["tfft SavedModel bf16"] = tfft_saved_model(path)
-        sizes["tfft SavedModel bf16"] = size_mb(path)
+        quantized = quantize_model_int8(reload(run_dir, task))
+        path = export_saved_model(quantized, out / "keras_int8", max_length=args.length)
+        systems["tfft SavedModel Keras int8"] = tfft_saved_model(path)
+        sizes["tfft SavedModel Keras int8"] = size_mb(path)
 
     print("exporting ONNX (tf2onnx, checked against TensorFlow) ...", flush=True)
     start = time.perf_counter()
