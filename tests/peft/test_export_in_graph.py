@@ -89,7 +89,7 @@ def test_a_run_with_an_unmergeable_method_exports_base_plus_adapter(tmp_path, ti
     assert evaluate(run, config.data.test)["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     model = load_run_model(run)
     assert model.active_adapter == "default"
-    exported = sorted((run / "export").iterdir())[-1]
+    exported = max((p for p in (run / "export").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
