@@ -8,6 +8,8 @@ without importing tfft or reading the graph.
 import json
 
 METADATA_FILE = "tfft_metadata.json"
+# TF Serving's warmup file in a SavedModel's assets.extra/ (named here, where importing costs no TensorFlow)
+WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def _jsonable(value):

@@ -27,10 +27,9 @@ import keras
 import tensorflow as tf
 
 from tfft.errors import TfftError
-from tfft.export.metadata import METADATA_FILE, export_metadata, write_metadata
+from tfft.export.metadata import METADATA_FILE, WARMUP_FILE, export_metadata, write_metadata
 
 ID_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-WARMUP_FILE = "tf_serving_warmup_requests"
 MODEL_CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
 # Texts of the warmup requests: short and long, accents, CJK and emoji, so every code path of the

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tfft.errors import TfftError
+from tfft.export.metadata import METADATA_FILE, WARMUP_FILE
 
 logger = logging.getLogger("tfft")
 
-METADATA_FILE = "tfft_metadata.json"  # as tfft.export.metadata writes it (not imported: that pulls in keras)
-WARMUP_FILE = "tf_serving_warmup_requests"
 ONNX_FILE = "model.onnx"
 
 
