@@ -2,7 +2,10 @@
 
 
 class TfftError(Exception):
-    """Base class for tfft's user-facing errors."""
+    """Base class for tfft's user-facing errors. `tfft` prints one `tfft: error:` line and exits
+    with `exit_code`: 2, bad input, unless a subclass says otherwise."""
+
+    exit_code = 2
 
 
 class CheckpointError(TfftError):
