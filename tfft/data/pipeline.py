@@ -164,7 +164,11 @@ def batch_token_rows(rows: TokenizedRows, targets=None, *, pad_id: int | None, b
         ds = ds.padded_batch(batch_size, padding_values=padding, drop_remainder=drop_remainder)
     batches = count_batches(rows.lengths, batch_size, boundaries, drop_remainder)
     ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Rows come from memory, not files: under a multi-worker strategy each worker builds this
+    # same dataset and keeps its own slice of every global batch (sharding by file would fail).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def _with_attention_mask(features, targets=None):

@@ -38,6 +38,8 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         min_delta: smallest change that counts as an improvement.
         restore_best_weights: load the best weights into the model when `fit` ends (the
             optimizer state is left as trained).
+        write: False on the workers of a multi-worker run other than the chief: they keep the
+            best value and patience (so every worker stops at the same epoch) but write nothing.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         min_delta=0.0,
         restore_best_weights=True,
         verbose=0,
+        write=True,
     ):
         mode = mode or _mode_for(monitor)
         super().__init__(
@@ -62,7 +65,8 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         self.directory = Path(directory)
         self.weights_path = self.directory / "best.weights.h5"
         self.state_path = self.directory / "best.json"
-        self.restore_best = restore_best_weights
+        self.restore_best = restore_best_weights and write
+        self.write = write
         self._state_checked = False
 
     def _step(self):
@@ -92,6 +96,8 @@ class BestCheckpoint(keras.callbacks.EarlyStopping):
         if self.best is None:
             return  # The metric is missing from the logs; Keras warned.
         improved = previous_best is None or self.best != previous_best
+        if not self.write:
+            return
         if improved:
             self.directory.mkdir(parents=True, exist_ok=True)
             temporary = self.directory / "best.tmp.weights.h5"

@@ -84,10 +84,19 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
         backup_dir: a directory for this run's backup only.
         save_freq: batches between backups, or "epoch" for epoch ends only.
         handle_signals: install the SIGTERM/SIGINT handlers during `fit` (main thread only).
+        worker: the `tfft.distribute.WorkerRole` of this process in a multi-worker run. Every
+            worker restores from `backup_dir` (storage all workers read) and saves at the same
+            steps, but only the chief writes there; another worker writes its backup to its own
+            `backup_dir/workertemp_<i>` and removes it, as TensorFlow's multi-worker
+            checkpointing does. All workers check that they resumed at the same step.
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", handle_signals=True):
-        super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=True, double_checkpoint=True)
+    def __init__(self, backup_dir, save_freq="epoch", handle_signals=True, worker=None):
+        chief = worker is None or worker.is_chief
+        super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=chief, double_checkpoint=True)
+        self.worker = worker
+        self.write_dir = self.backup_dir if chief else os.path.join(self.backup_dir, f"workertemp_{worker.index}")
+        self.saved_step = None  # the step of the newest backup this fit wrote or resumed from
         self.handle_signals = handle_signals
         self._batches_done = 0
         self._skip = 0
@@ -123,6 +132,8 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
         if isinstance(self.model.train_function, _SkipBatches):  # Left over from a failed fit.
             self.model.train_function = self.model.train_function.original
         super().on_train_begin(logs)  # Restores the backup; calls _load_model.
+        if self.worker is not None and self.worker.multi_worker:
+            self._check_same_step()
         self._install_handlers()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -156,6 +167,12 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         self._restore_handlers()
         self.model._initial_epoch = None  # Keras keeps it; a later fit on this model starts fresh.
+        if self.worker is not None and self.worker.multi_worker:
+            from tfft.distribute import wait_for_all_workers
+
+            # The workers reach this unevenly after the last step: the chief removes the backup
+            # (with the others' workertemp_<i>) only when every worker's last save is done.
+            wait_for_all_workers(self.model.distribute_strategy)
         super().on_train_end(logs)
 
     def _stop(self, signum, saved=False):
@@ -168,27 +185,46 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
         logger.warning("%s", error)
         raise error
 
+    def _check_same_step(self):
+        """Every worker must resume at the same step, or the first all-reduce would mix states."""
+        import tensorflow as tf
+
+        strategy = self.model.distribute_strategy
+        step = _optimizer_step(self.model)
+        mine = tf.one_hot(self.worker.index, self.worker.num_workers, dtype=tf.int64) * step
+        local_replicas = len(strategy.extended.worker_devices)  # a plain tensor counts once per replica
+        steps = [int(s) // local_replicas for s in strategy.reduce("SUM", mine, axis=None).numpy()]
+        if len(set(steps)) > 1:
+            raise OSError(f"the workers resumed at different steps ({', '.join(f'worker {i}: {s}' for i, s in enumerate(steps))}): "
+                          f"every worker must read the chief's backup in {self.backup_dir}, so run_dir must be on "
+                          "storage all workers share (an NFS or ReadWriteMany volume, Vertex AI's /gcs/ mount)")
+
     # --- the backup ----------------------------------------------------------------------------
 
     def _save_model(self):
         """Writes weights then metadata, each atomically, keeping the previous pair as `.bkp`."""
-        os.makedirs(self.backup_dir, exist_ok=True)
-        for path, previous in (
-            (self._weights_path, self._prev_weights_path),
-            (self._training_metadata_path, self._prev_training_metadata_path),
-        ):
+        directory = self.write_dir
+        paths = [os.path.join(directory, os.path.basename(p)) for p in (
+            self._weights_path, self._prev_weights_path, self._training_metadata_path,
+            self._prev_training_metadata_path)]
+        weights, previous_weights, metadata_path, previous_metadata = paths
+        os.makedirs(directory, exist_ok=True)
+        for path, previous in ((weights, previous_weights), (metadata_path, previous_metadata)):
             if os.path.exists(path):
                 shutil.copyfile(path, previous)
-        temporary = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")
+        temporary = weights.replace(".weights.h5", ".tmp.weights.h5")
         save_weights(self.model, temporary)
-        os.replace(temporary, self._weights_path)
+        os.replace(temporary, weights)
         metadata = {
             "epoch": self._current_epoch,
             "batches_done": self._batches_done,
             "step": _optimizer_step(self.model),
         }
-        Path(self._training_metadata_path + ".tmp").write_text(json.dumps(metadata))
-        os.replace(self._training_metadata_path + ".tmp", self._training_metadata_path)
+        Path(metadata_path + ".tmp").write_text(json.dumps(metadata))
+        os.replace(metadata_path + ".tmp", metadata_path)
+        self.saved_step = metadata["step"]
+        if directory != self.backup_dir:  # a worker's copy: written like the chief's, then removed
+            shutil.rmtree(directory, ignore_errors=True)
 
     def _load_model(self):
         """Restores the newest backup whose weights and metadata agree on the step."""
@@ -213,6 +249,7 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
                 logger.warning("backup %s does not match its metadata; trying the previous one", weights_path)
                 continue
             self._current_epoch = metadata["epoch"]
+            self.saved_step = metadata["step"]
             self._skip = metadata.get("batches_done", 0)
             self.model._initial_epoch = metadata["epoch"]
             logger.info(

@@ -19,12 +19,34 @@ logger = logging.getLogger("tfft")
 
 
 def masked_token_loss(y_true, y_pred):
-    """Cross-entropy averaged over the labelled tokens (targets != -100), as transformers computes it."""
+    """Cross-entropy averaged over the labelled tokens (targets != -100), as transformers computes it.
+
+    Under a strategy with several replicas the average is over the labelled tokens of the whole
+    global batch, not of each replica's part (whose token counts differ), so the summed gradient
+    is the one a single device computes on that batch.
+    """
     y_true = ops.cast(y_true, "int32")
     mask = ops.cast(ops.not_equal(y_true, IGNORE), "float32")
     losses = keras.losses.sparse_categorical_crossentropy(ops.maximum(y_true, 0), ops.cast(y_pred, "float32"),
                                                           from_logits=True)
-    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+    count = ops.sum(mask)
+    if _replicas_in_sync() > 1:
+        import tensorflow as tf
+
+        # Keras leaves a loss function's scalar as it is (no division by the replica count) and
+        # sums the replicas' gradients: each replica's share of the global batch's mean.
+        count = tf.distribute.get_replica_context().all_reduce("SUM", tf.stop_gradient(count))
+    return ops.sum(losses * mask) / ops.maximum(count, 1.0)
+
+
+def _replicas_in_sync():
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return 1
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 @keras.saving.register_keras_serializable(package="tfft")
