@@ -1,6 +1,7 @@
 """The `tfft` command line.
 
     tfft train CONFIG [--set key=value ...]    fine-tune, evaluate, save and export a run
+        [--local-workers N | --cluster H:P,... --worker-index I]   ... on several workers
     tfft evaluate RUN_DIR DATA_FILE            metrics of a run's model on a labelled file
     tfft predict RUN_DIR [INPUT ...]           predictions (arguments, --file, or stdin; text or JSON)
     tfft export RUN_DIR [--format onnx]        SavedModel for TF Serving, or ONNX (+ --int8)
@@ -51,11 +52,34 @@ def _verbosity(args):
     return 1 if sys.stdout.isatty() else 2
 
 
+_MULTI_WORKER = "training.distribute=multi_worker_mirrored"
+
+
 def _train(args):
     from tfft.config import load_config
     from tfft.run import train
 
-    train(load_config(args.config, args.set), verbose=_verbosity(args))
+    if args.local_workers is not None:
+        if args.cluster or args.worker_index is not None:
+            raise tfft.TfftError("--local-workers starts its own cluster; it does not go with --cluster/--worker-index")
+        if args.local_workers < 1:
+            raise tfft.TfftError(f"--local-workers must be at least 1, got {args.local_workers}")
+        from tfft.distribute import launch_local_workers
+
+        load_config(args.config, [*args.set, _MULTI_WORKER])  # a config mistake fails once, here
+        sets = [arg for value in [*args.set, _MULTI_WORKER] for arg in ("--set", value)]
+        command = [sys.executable, "-m", "tfft.cli", "train", args.config, *sets, *(["--quiet"] if args.quiet else [])]
+        return launch_local_workers(command, args.local_workers)
+    overrides = list(args.set)
+    if args.cluster or args.worker_index is not None:
+        if not args.cluster or args.worker_index is None:
+            raise tfft.TfftError("--cluster and --worker-index go together: the cluster's HOST:PORT list and which of "
+                                 "them this worker is")
+        from tfft.distribute import tf_config
+
+        os.environ["TF_CONFIG"] = tf_config(args.cluster.split(","), args.worker_index)
+        overrides.append(_MULTI_WORKER)
+    train(load_config(args.config, overrides), verbose=_verbosity(args))
     return 0
 
 
@@ -132,6 +156,12 @@ def build_parser():
                        help="override a config value, e.g. --set training.epochs=1 (repeatable)")
     train.add_argument("--quiet", action="store_true",
                        help="no progress output (default: a progress bar on a terminal, a line per epoch otherwise)")
+    train.add_argument("--local-workers", type=int, metavar="N",
+                       help="run N workers of one multi-worker run on this machine (127.0.0.1, free ports); the "
+                            "chief's output shows here, the others' go to log files")
+    train.add_argument("--cluster", metavar="HOST:PORT,...",
+                       help="this run's workers, worker 0 the chief (instead of TF_CONFIG); with --worker-index")
+    train.add_argument("--worker-index", type=int, metavar="I", help="which worker of --cluster this process is")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a trained run on a labelled file")
@@ -204,7 +234,7 @@ def main(argv=None):
             return args.run(args)
     except tfft.TfftError as e:
         print(f"tfft: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
 
 
 if __name__ == "__main__":

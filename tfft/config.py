@@ -66,8 +66,12 @@ class TrainingConfig:
                                           "when stdout is not a terminal.")
     checkpoint_every_steps: int = field(100, help="Save a resumable checkpoint every N steps.")
     distribute: str | None = field(
-        None, help="tf.distribute strategy.", choices=(None, "mirrored", "multi_worker_mirrored")
+        None, help="tf.distribute strategy: mirrored (the devices of this machine) or multi_worker_mirrored (the "
+                   "workers TF_CONFIG names, e.g. from tfft train --local-workers N).",
+        choices=(None, "mirrored", "multi_worker_mirrored")
     )
+    cluster_timeout: float = field(300.0, help="Seconds a worker of a multi-worker run waits for every worker to "
+                                               "join before it fails naming the addresses that did not answer.")
 
 
 @dataclasses.dataclass

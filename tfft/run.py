@@ -17,12 +17,12 @@ copy of it) with its weights' SHA-256, checked when the run's model is loaded. T
 the merged model.
 """
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 import yaml
 
 from tfft.config import RunConfig
@@ -46,22 +46,19 @@ def prepare_data(task):
     return splits
 
 
-def _strategy(name):
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def train(config: RunConfig, verbose=1):
+def train(config: RunConfig, verbose=1, callbacks=()):
     """Fine-tunes, evaluates on dev and test, saves and exports. Returns the metrics dict.
 
     `verbose`: 1 a live progress bar, 2 a line every `training.log_every_steps` steps and one
-    per epoch (for files and pipes), 0 nothing.
+    per epoch (for files and pipes), 0 nothing. `callbacks`: more Keras callbacks for `fit`.
+
+    Under `training.distribute: multi_worker_mirrored` every worker runs this with the same
+    config (TF_CONFIG says which worker it is): all train, and only the chief writes the run
+    directory, evaluates and exports; another worker returns {"task", "steps", "worker"} after
+    `fit`. `run_dir` must be storage that every worker reads (the backup is resumed from it).
     """
     from tfft.hub import resolve_pretrained_dir
-    from tfft.metrics import save_metrics
+    from tfft.distribute import create_strategy, local_inference, wait_for_all_workers, worker_lost_errors, worker_role
     from tfft.tasks import get_task
     from tfft.training import BackupAndResume, BestCheckpoint, DevEvaluator, ProgressLogger, TensorBoard
     from tfft.training import create_optimizer
@@ -77,7 +74,11 @@ def train(config: RunConfig, verbose=1):
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy(t.mixed_precision)
 
-    strategy = _strategy(t.distribute)
+    strategy = create_strategy(t.distribute, cluster_timeout=t.cluster_timeout)
+    role = worker_role(strategy)
+    if role.multi_worker and t.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"training.batch_size {t.batch_size} (the global batch) does not split evenly over "
+                          f"{strategy.num_replicas_in_sync} replicas of {role.num_workers} workers")
     with strategy.scope():
         model = task.build_model(checkpoint)
         if config.peft is not None:
@@ -102,27 +103,78 @@ def train(config: RunConfig, verbose=1):
         )
         model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     config.training.monitor = task.monitor()  # config.yaml records the metric that was used
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    task.save_state(run_dir)
+    if role.is_chief:  # the other workers of a multi-worker run write nothing shared
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+        task.save_state(run_dir)
 
-    callbacks = [BackupAndResume(run_dir / "backup", save_freq=t.checkpoint_every_steps)]
+    backup = BackupAndResume(run_dir / "backup", save_freq=t.checkpoint_every_steps, worker=role)
+    callbacks = [backup, *callbacks]
     evaluator = None
-    if splits["dev"] is not None:
-        evaluator = DevEvaluator(metrics_fn=lambda m: task.evaluate(m, splits["dev"]),
-                                 scalars_fn=task.scalar_metrics)
+    if splits["dev"] is not None:  # every worker evaluates (the same numbers), so all stop early together
+        def dev_metrics(m):
+            with local_inference(m):
+                return task.evaluate(m, splits["dev"])
+
+        evaluator = DevEvaluator(metrics_fn=dev_metrics, scalars_fn=task.scalar_metrics)
         callbacks += [evaluator, BestCheckpoint(run_dir / "best", monitor=task.monitor(),
-                                                patience=t.early_stopping_patience)]
-    callbacks.append(TensorBoard(run_dir / "tensorboard", update_freq=t.log_every_steps, hparams=task.hparams(),
-                                 evaluator=evaluator))
+                                                patience=t.early_stopping_patience, write=role.is_chief)]
+    if role.is_chief:
+        callbacks.append(TensorBoard(run_dir / "tensorboard", update_freq=t.log_every_steps,
+                                     hparams=task.hparams(), evaluator=evaluator))
     if verbose == 2:
         callbacks.append(ProgressLogger(every_n_steps=t.log_every_steps, total_steps=total_steps,
                                         batch_size=t.batch_size, epochs=t.epochs))
-    model.fit(train_ds, epochs=t.epochs, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
-              shuffle=False)  # train_ds shuffles itself
+    try:
+        model.fit(train_ds, epochs=t.epochs, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
+                  shuffle=False)  # train_ds shuffles itself
+    except worker_lost_errors() as error:
+        if not role.multi_worker:
+            raise
+        raise WorkerLost(role, error, backup.saved_step) from None
 
     metrics = {"task": task.name, "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations))}
+    if not role.is_chief:  # done when the chief is: it evaluates and exports meanwhile
+        try:
+            wait_for_all_workers(strategy)
+        except worker_lost_errors():
+            raise TfftError(f"worker {role.index} of {role.num_workers}: trained to the end, but the chief stopped "
+                            "before it finished the run (its output says why)") from None
+        return {**metrics, "worker": role.index}
+    try:
+        with local_inference(model):
+            return _finish(config, task, model, splits, metrics, checkpoint, verbose)
+    finally:  # also when the run failed: the chief's error is the job's, the others end
+        with contextlib.suppress(*worker_lost_errors()):  # (a worker that is gone waits no more)
+            wait_for_all_workers(strategy)
+
+
+class WorkerLost(TfftError):
+    """`fit` of a multi-worker run stopped because another worker stopped or became unreachable.
+
+    `tfft train` exits with 143, as a worker stopped by SIGTERM does: both mean "stopped; run the
+    same command again to resume", and a Kubeflow TFJob with `restartPolicy: ExitCode` restarts
+    a worker that exits with 128 or more (a config error, exit 2, fails the job at once).
+    """
+
+    exit_code = 143
+
+    def __init__(self, role, error, saved_step):
+        first = str(getattr(error, "message", error)).strip().splitlines()
+        detail = next((line for line in first if "unhealthy" in line or "down" in line), first[0] if first else "")
+        resume = (f"the last backup is at step {saved_step}" if saved_step is not None
+                  else "no backup was saved yet (training.checkpoint_every_steps sets how often)")
+        super().__init__(f"worker {role.index} of {role.num_workers}: training stopped because another worker "
+                         f"stopped or became unreachable ({detail.strip()}); {resume}: start every worker again "
+                         "with the same command to resume")
+
+
+def _finish(config, task, model, splits, metrics, checkpoint, verbose):
+    """After `fit`, on the chief: evaluation, the model or adapter, the export and metrics.json."""
+    from tfft.metrics import save_metrics
+
+    run_dir = Path(config.run_dir)
     skipped = {split: e.skipped.count for split, e in splits.items() if e is not None and e.skipped.count}
     if skipped:
         metrics["skipped_rows"] = skipped
