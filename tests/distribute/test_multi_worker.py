@@ -53,21 +53,6 @@ def token_config(tmp_path, checkpoint, name="run"):
     return path
 
 
-def lora_config(tmp_path, checkpoint, name="run"):
-    path = classifier_config(tmp_path, checkpoint, name)
-    path.write_text(path.read_text() + "peft:\n  method: lora\n  r: 4\n  lora_alpha: 8\n")
-    return path
-
-
-def adalora_config(tmp_path, checkpoint, name="run"):
-    """AdaLoRA's rank allocation masks at steps 3 and 5 and freezes at 6: its importance comes
-    from gradients summed across replicas, so every worker must mask the same entries."""
-    path = classifier_config(tmp_path, checkpoint, name)
-    path.write_text(path.read_text() + "peft:\n  method: adalora\n  init_r: 4\n  target_r: 2\n  lora_alpha: 8\n"
-                    "  total_step: 8\n  tinit: 1\n  tfinal: 2\n  deltaT: 2\n")
-    return path
-
-
 def qa_config(tmp_path, checkpoint, name="run"):
     path = tmp_path / f"{name}.yaml"
     path.write_text(
@@ -78,12 +63,37 @@ def qa_config(tmp_path, checkpoint, name="run"):
     return path
 
 
+def peft_config(method, **options):
+    def make(tmp_path, checkpoint, name="run"):
+        path = classifier_config(tmp_path, checkpoint, name)
+        fields = "".join(f"  {key}: {value}\n" for key, value in options.items())
+        path.write_text(path.read_text() + f"peft:\n  method: {method}\n{fields}")
+        return path
+
+    return make
+
+
 STEPS = {"question_answerer": 84}  # squad_v2.json's 252 windows / 6, two epochs; the others: 24 rows / 6
-CONFIGS = {"classifier": classifier_config, "token_classifier": token_config, "question_answerer": qa_config,
-           "lora_classifier": lora_config, "adalora_classifier": adalora_config}
+CONFIGS = {
+    "classifier": classifier_config, "token_classifier": token_config, "question_answerer": qa_config,
+    "lora_classifier": peft_config("lora", r=4, lora_alpha=8),
+    # AdaLoRA masks at steps 2 and 4 (from 0) and freezes its pattern at 6; its importance comes
+    # from gradients summed across replicas, so every worker must mask the same entries.
+    "adalora_classifier": peft_config("adalora", init_r=4, target_r=2, lora_alpha=8, total_step=8, tinit=1,
+                                      tfinal=2, deltaT=2),
+}
+# The other PEFT methods take the same path; TFFT_TEST_EVERY_PEFT_METHOD=1 runs each on 2
+# workers too (8 more cases, about 6 minutes).
+OTHER_PEFT = {"ia3": {}, "bitfit": {}, "houlsby": {}, "pfeiffer": {}, "parallel": {},
+              "prefix_tuning": {"num_virtual_tokens": 4}, "prompt_tuning": {"num_virtual_tokens": 4},
+              "p_tuning": {"num_virtual_tokens": 4}}
+CONFIGS.update({f"{method}_classifier": peft_config(method, **options) for method, options in OTHER_PEFT.items()})
+
 # Three workers once, with the NER tagger: its loss needs the global count of labelled tokens.
 CASES = [("classifier", 2), ("token_classifier", 2), ("token_classifier", 3), ("question_answerer", 2),
          ("lora_classifier", 2), ("adalora_classifier", 2)]
+if os.environ.get("TFFT_TEST_EVERY_PEFT_METHOD") == "1":
+    CASES += [(f"{method}_classifier", 2) for method in OTHER_PEFT]
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +129,21 @@ def read_records(records, workers):
 
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory, checkpoint):
-    """Each config trained by one process without a strategy: the reference."""
+    """`one_worker(name)`: config `name` trained by one process without a strategy, the
+    reference (trained on first use, once per module)."""
     runs = {}
-    for name, make in CONFIGS.items():
-        tmp = tmp_path_factory.mktemp(f"one_{name}")
-        result = subprocess.run(worker_command(make(tmp, checkpoint), tmp / "records"), capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs[name] = read_records(tmp / "records", 1)[0]
-        runs[name]["files"] = {p.name for p in (tmp / "run").iterdir()}
-    return runs
+
+    def reference(name):
+        if name not in runs:
+            tmp = tmp_path_factory.mktemp(f"one_{name}")
+            result = subprocess.run(worker_command(CONFIGS[name](tmp, checkpoint), tmp / "records"),
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs[name] = read_records(tmp / "records", 1)[0]
+            runs[name]["files"] = {p.name for p in (tmp / "run").iterdir()}
+        return runs[name]
+
+    return reference
 
 
 @pytest.mark.parametrize("name, workers", CASES)
@@ -141,7 +156,7 @@ def test_workers_train_as_one_worker_on_the_global_batch(tmp_path, checkpoint, o
                                 workers, log_dir=tmp_path / "logs")
     assert code == 0, "\n".join(p.read_text()[-2000:] for p in (tmp_path / "logs").glob("*.log"))
     runs = read_records(tmp_path / "records", workers)
-    reference = one_worker[name]
+    reference = one_worker(name)
     for run in runs:
         assert run["step"] == reference["step"] == STEPS.get(name, 8)
         np.testing.assert_allclose(run["losses"], reference["losses"], atol=2e-3)
@@ -149,12 +164,16 @@ def test_workers_train_as_one_worker_on_the_global_batch(tmp_path, checkpoint, o
             np.testing.assert_array_equal(value, runs[0]["weights"][key], err_msg=key)
     difference = max(float(np.max(np.abs(v - reference["weights"][k]))) for k, v in runs[0]["weights"].items())
     assert difference < 1e-2  # Adam's normalized steps turn roundoff in tiny gradients into up to lr per step
+    if name == "adalora_classifier":  # the allocation did mask, the same entries everywhere
+        masks = [k for k in reference["weights"] if "rank_mask" in k]
+        assert masks and 0 < sum(float(np.sum(reference["weights"][k] == 0)) for k in masks)
     if name == "token_classifier":  # (the tiny classifier's loss hardly moves from log 2 in 8 steps)
         assert reference["losses"][-1] < reference["losses"][0] - 0.1  # it trains
     # One set of run files, the chief's: what the one-worker run writes, no worker's leftovers.
     run_dir = tmp_path / "run"
     assert {p.name for p in run_dir.iterdir()} == reference["files"]
-    no_files = ({"model.keras"} if "lora" in name else set()) | ({"labels.json"} if name == "question_answerer" else set())
+    peft = name not in ("classifier", "token_classifier", "question_answerer")
+    no_files = ({"model.keras"} if peft else set()) | ({"labels.json"} if name == "question_answerer" else set())
     assert reference["files"] >= RUN_FILES - no_files  # (an adapter run saves the adapter; QA has no labels)
     assert not list(run_dir.rglob("workertemp_*"))
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == STEPS.get(name, 8)
