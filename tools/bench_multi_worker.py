@@ -160,13 +160,11 @@ def write_config(directory, checkpoint, rows, global_batch):
     return path
 
 
-def run(workers, steps, global_batch, directory, cores):
+def run(workers, steps, global_batch, directory, checkpoint, cores):
     from tfft.distribute import launch_local_workers
 
     directory = Path(directory) / f"workers-{workers}"
     directory.mkdir()
-    checkpoint = directory / "checkpoint"
-    make_checkpoint(checkpoint)
     config = write_config(directory, checkpoint, steps * global_batch, global_batch)
     result = directory / "result.json"
     share = max(1, len(cores) // workers)
@@ -219,8 +217,10 @@ def main(argv=None):
     print(f"{'workers':>7}  {'steps/s':>8}  {'ex/s':>7}  {'step ms':>8}  {'all-reduce ms':>13}  {'share':>6}  "
           f"{'collectives':>11}  chief cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="tfft-bench-mw-") as directory:
+        checkpoint = Path(directory) / "checkpoint"  # one model for every row
+        make_checkpoint(checkpoint)
         for n in args.workers:
-            r = run(n, args.steps, args.global_batch, directory, cores)
+            r = run(n, args.steps, args.global_batch, directory, checkpoint, cores)
             print(f"{r['workers']:>7}  {r['steps_per_s']:>8.2f}  {r['examples_per_s']:>7.1f}  {r['step_ms']:>8.1f}  "
                   f"{r['allreduce_ms']:>13.1f}  {r['allreduce_share']:>6.1%}  {r['collective_ops']:>11}  "
                   f"{r['chief_cpus']}", flush=True)
