@@ -274,7 +274,8 @@ def test_an_unreachable_worker_fails_after_the_bounded_wait(tmp_path, checkpoint
     env = {**os.environ, "TF_CONFIG": tf_config([own, absent], 0)}
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "tfft.cli", "train", str(config), "--quiet",
-                             "--set", "training.distribute=multi_worker_mirrored", "--set", "training.cluster_timeout=5"],
+                             "--set", "training.distribute=multi_worker_mirrored",
+                             "--set", "training.cluster_timeout=5"],
                             env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == -signal.SIGKILL  # (137 in a shell) the watchdog kills a worker TensorFlow keeps waiting
     assert time.monotonic() - start < 120

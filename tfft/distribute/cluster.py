@@ -55,7 +55,8 @@ def tf_config(addresses, index):
     """The TF_CONFIG JSON for worker `index` of a cluster of `addresses` (worker 0 the chief)."""
     addresses = list(addresses)
     if not 0 <= index < len(addresses):
-        raise ConfigError(f"--worker-index {index} is outside the cluster of {len(addresses)} workers (0..{len(addresses) - 1})")
+        raise ConfigError(f"--worker-index {index} is outside the cluster of {len(addresses)} workers "
+                          f"(0..{len(addresses) - 1})")
     for address in addresses:
         parse_address(address, "--cluster")
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})

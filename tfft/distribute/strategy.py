@@ -2,16 +2,17 @@
 
 `create_strategy("multi_worker_mirrored", cluster_timeout=300)` reads TF_CONFIG, checks it,
 waits at most `cluster_timeout` seconds for every worker to join (then a watchdog ends the
-worker naming the addresses that did not answer, see `watchdog`), and returns `MultiWorkerMirroredStrategy` with Keras's `fit`
-fixed for it (`keras_fixes`). `worker_role(strategy)` says whether this process is the chief,
-the one that writes the run's shared files.
+worker naming the addresses that did not answer, see `watchdog`), and returns
+`MultiWorkerMirroredStrategy` with Keras's `fit` fixed for it (`keras_fixes`).
+`worker_role(strategy)` says whether this process is the chief, the one that writes the run's
+shared files.
 """
 
 import contextlib
 import dataclasses
 import os
-import sys
 import subprocess
+import sys
 import weakref
 
 import tensorflow as tf

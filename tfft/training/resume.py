@@ -195,9 +195,10 @@ class BackupAndResume(keras.callbacks.BackupAndRestore):
         local_replicas = len(strategy.extended.worker_devices)  # a plain tensor counts once per replica
         steps = [int(s) // local_replicas for s in strategy.reduce("SUM", mine, axis=None).numpy()]
         if len(set(steps)) > 1:
-            raise OSError(f"the workers resumed at different steps ({', '.join(f'worker {i}: {s}' for i, s in enumerate(steps))}): "
-                          f"every worker must read the chief's backup in {self.backup_dir}, so run_dir must be on "
-                          "storage all workers share (an NFS or ReadWriteMany volume, Vertex AI's /gcs/ mount)")
+            found = ", ".join(f"worker {i}: {s}" for i, s in enumerate(steps))
+            raise OSError(f"the workers resumed at different steps ({found}): every worker must read the chief's "
+                          f"backup in {self.backup_dir}, so run_dir must be on storage all workers share (an NFS "
+                          "or ReadWriteMany volume, Vertex AI's /gcs/ mount)")
 
     # --- the backup ----------------------------------------------------------------------------
 
